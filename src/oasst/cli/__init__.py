@@ -1,0 +1,1 @@
+"""The `oasst` command line: one Typer sub-app per area."""

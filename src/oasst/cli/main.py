@@ -1,0 +1,17 @@
+"""Entry point of the `oasst` command."""
+
+from __future__ import annotations
+
+import typer
+
+from oasst.cli import api_client, db, serve
+
+app = typer.Typer(
+    name="oasst",
+    help="Build your own assistant: collect feedback, train, serve and meter it.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.command("serve")(serve.serve)
+app.add_typer(db.app, name="db")
+app.add_typer(api_client.app, name="api-client")

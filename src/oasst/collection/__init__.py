@@ -1,0 +1,1 @@
+"""The Open-Assistant-compatible data-collection API (/api/v1) and its tree manager."""

@@ -1,0 +1,1 @@
+"""API clients: keys, trust, the bootstrap client."""

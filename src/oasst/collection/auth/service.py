@@ -1,0 +1,75 @@
+"""Minting, bootstrapping and checking API keys (stored as sha256, compared in constant time)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oasst.collection.auth import repository
+from oasst.db.models import ApiClient
+from oasst.errors import not_authorized
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewApiClient:
+    client: ApiClient
+    api_key: str
+
+
+async def create_client(
+    session: AsyncSession,
+    description: str,
+    *,
+    trusted: bool = False,
+    frontend_type: str = "",
+    admin_email: str | None = None,
+    api_key: str | None = None,
+) -> NewApiClient:
+    """Create a client; the key (random 32 bytes in hex unless given) is returned once and only hashed."""
+    api_key = api_key or secrets.token_hex(32)
+    client = ApiClient(
+        api_key_hash=hash_key(api_key),
+        description=description,
+        trusted=trusted,
+        frontend_type=frontend_type,
+        admin_email=admin_email,
+        enabled=True,
+    )
+    session.add(client)
+    await session.flush()
+    return NewApiClient(client, api_key)
+
+
+async def ensure_bootstrap_client(session: AsyncSession, api_key: str) -> ApiClient:
+    """The trusted client behind OASST_BOOTSTRAP_API_KEY, created on first start."""
+    existing = await repository.by_key_hash(session, hash_key(api_key))
+    if existing is not None:
+        return existing
+    new = await create_client(
+        session,
+        "Bootstrap client (OASST_BOOTSTRAP_API_KEY)",
+        trusted=True,
+        frontend_type="web",
+        api_key=api_key,
+    )
+    return new.client
+
+
+async def authenticate(session: AsyncSession, api_key: str | None) -> ApiClient:
+    """The enabled client owning `api_key`, or the spec's 403/2."""
+    if not api_key:
+        raise not_authorized()
+    key_hash = hash_key(api_key)
+    client = await repository.by_key_hash(session, key_hash)
+    # The lookup is by hash, so timing reveals nothing of the key; the compare keeps it explicit.
+    if client is None or not client.enabled or not hmac.compare_digest(client.api_key_hash, key_hash):
+        raise not_authorized()
+    return client

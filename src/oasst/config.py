@@ -1,0 +1,147 @@
+"""The one settings object: every knob of oasst, read from the environment (prefix OASST_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TEXT_LABELS_PROMPT = [
+    "spam",
+    "lang_mismatch",
+    "quality",
+    "creativity",
+    "humor",
+    "toxicity",
+    "violence",
+    "not_appropriate",
+    "pii",
+    "hate_speech",
+    "sexual_content",
+]
+TEXT_LABELS_ASSISTANT = [
+    "spam",
+    "lang_mismatch",
+    "fails_task",
+    "quality",
+    "helpfulness",
+    "creativity",
+    "humor",
+    "toxicity",
+    "violence",
+    "not_appropriate",
+    "pii",
+    "hate_speech",
+    "sexual_content",
+]
+
+
+class TreeManagerConfig(BaseModel):
+    """The tree manager's knobs, with Open-Assistant's defaults (env `TREE_MANAGER__<NAME>`)."""
+
+    max_active_trees: int = Field(10, ge=0)
+    max_initial_prompt_review: int = Field(100, ge=0)
+    max_tree_depth: int = Field(3, ge=1)
+    max_children_count: int = Field(3, ge=1)
+    num_prompter_replies: int = Field(1, ge=1)
+    goal_tree_size: int = Field(12, ge=1)
+    random_goal_tree_size: bool = False
+    min_goal_tree_size: int = Field(5, ge=1)
+    num_reviews_initial_prompt: int = Field(3, ge=1)
+    num_reviews_reply: int = Field(3, ge=1)
+    auto_mod_enabled: bool = True
+    auto_mod_max_skip_reply: int = Field(25, ge=1)
+    auto_mod_red_flags: int = Field(4, ge=1)
+    p_full_labeling_review_prompt: float = Field(1.0, ge=0, le=1)
+    p_full_labeling_review_reply_assistant: float = Field(1.0, ge=0, le=1)
+    p_full_labeling_review_reply_prompter: float = Field(0.25, ge=0, le=1)
+    acceptance_threshold_initial_prompt: float = 0.6
+    acceptance_threshold_reply: float = 0.6
+    num_required_rankings: int = Field(3, ge=1)
+    p_activate_backlog_tree: float = Field(0.1, ge=0, le=1)
+    min_active_rankings_per_lang: int = Field(0, ge=0)
+    labels_initial_prompt: list[str] = Field(default_factory=lambda: list(TEXT_LABELS_PROMPT))
+    labels_assistant_reply: list[str] = Field(default_factory=lambda: list(TEXT_LABELS_ASSISTANT))
+    labels_prompter_reply: list[str] = Field(default_factory=lambda: list(TEXT_LABELS_PROMPT))
+    mandatory_labels_initial_prompt: list[str] = Field(default_factory=lambda: ["spam"])
+    mandatory_labels_assistant_reply: list[str] = Field(default_factory=lambda: ["spam"])
+    mandatory_labels_prompter_reply: list[str] = Field(default_factory=lambda: ["spam"])
+    rank_prompter_replies: bool = False
+    lonely_children_count: int = Field(2, ge=0)
+    p_lonely_child_extension: float = Field(0.75, ge=0, le=1)
+    recent_tasks_span_sec: int = Field(300, ge=1)
+    max_pending_tasks_per_user: int = Field(8, ge=1)
+    max_prompt_lottery_waiting: int = Field(250, ge=0)
+    init_prompt_disabled_langs: str = ""
+
+    @property
+    def init_prompt_disabled_langs_list(self) -> list[str]:
+        return [lang.strip() for lang in self.init_prompt_disabled_langs.split(",") if lang.strip()]
+
+
+def _upstream(default: Any, name: str) -> Any:
+    """A setting that Open-Assistant also reads: `OASST_<NAME>` or the upstream `<NAME>`."""
+    return Field(default, validation_alias=AliasChoices(f"oasst_{name}", name))
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "oasst"
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Built once by the process entry point and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OASST_",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        populate_by_name=True,
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str = ""
+    database_pool_size: int = Field(20, ge=1)
+    redis_url: str | None = None
+    debug: bool = False
+    bootstrap_api_key: str | None = Field(None, min_length=8)
+    log_level: str = "info"
+    jobs_enabled: bool = True
+
+    rate_limit: bool = _upstream(True, "rate_limit")
+    rate_limit_task_user_times: int = _upstream(30, "rate_limit_task_user_times")
+    rate_limit_task_user_minutes: int = _upstream(4, "rate_limit_task_user_minutes")
+    rate_limit_task_api_times: int = _upstream(10_000, "rate_limit_task_api_times")
+    rate_limit_task_api_minutes: int = _upstream(1, "rate_limit_task_api_minutes")
+    rate_limit_assistant_user_times: int = _upstream(4, "rate_limit_assistant_user_times")
+    rate_limit_assistant_user_minutes: int = _upstream(2, "rate_limit_assistant_user_minutes")
+    rate_limit_prompter_user_times: int = _upstream(8, "rate_limit_prompter_user_times")
+    rate_limit_prompter_user_minutes: int = _upstream(2, "rate_limit_prompter_user_minutes")
+
+    message_size_limit: int = _upstream(2000, "message_size_limit")
+    duplicate_message_filter_window_minutes: int = _upstream(120, "duplicate_message_filter_window_minutes")
+    task_validity_minutes: int = _upstream(2880, "task_validity_minutes")
+    debug_allow_self_labeling: bool = _upstream(False, "debug_allow_self_labeling")
+    debug_allow_self_ranking: bool = _upstream(False, "debug_allow_self_ranking")
+    debug_allow_duplicate_tasks: bool = _upstream(False, "debug_allow_duplicate_tasks")
+    debug_ignore_tos_acceptance: bool = _upstream(True, "debug_ignore_tos_acceptance")
+    enable_prom_metrics: bool = _upstream(True, "enable_prom_metrics")
+
+    tree_manager: TreeManagerConfig = Field(
+        default_factory=TreeManagerConfig,
+        validation_alias=AliasChoices("oasst_tree_manager", "tree_manager"),
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:", "postgresql")):
+            raise ValueError("OASST_DATABASE_URL must be sqlite:///PATH or postgresql+psycopg://...")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under the data dir."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'oasst.db'}"

@@ -1,0 +1,1 @@
+"""Database layer: SQLAlchemy models, engines and sessions, Alembic migrations."""

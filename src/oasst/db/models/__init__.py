@@ -1,0 +1,31 @@
+"""Every table of oasst, imported here so that metadata and Alembic see them all."""
+
+from oasst.db.models.api_client import ApiClient
+from oasst.db.models.journal import Journal
+from oasst.db.models.message import (
+    FlaggedMessage,
+    Message,
+    MessageEmoji,
+    MessageReaction,
+    MessageRevision,
+    TextLabels,
+)
+from oasst.db.models.stats import UserStats
+from oasst.db.models.task import Task
+from oasst.db.models.tree import MessageTreeState
+from oasst.db.models.user import User
+
+__all__ = [
+    "ApiClient",
+    "FlaggedMessage",
+    "Journal",
+    "Message",
+    "MessageEmoji",
+    "MessageReaction",
+    "MessageRevision",
+    "MessageTreeState",
+    "Task",
+    "TextLabels",
+    "User",
+    "UserStats",
+]

@@ -1,0 +1,1 @@
+"""Wire models only (pydantic): what travels between oasst and its clients."""
