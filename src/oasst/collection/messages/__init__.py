@@ -1,0 +1,1 @@
+"""Messages: reading trees and threads, emoji reactions, free labels and reports."""
