@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from redis.asyncio import Redis
 
 from oasst import __version__
 from oasst.collection.auth import service as auth_service
@@ -15,6 +17,9 @@ from oasst.collection.router import API_V1, build_router
 from oasst.config import Settings
 from oasst.db.session import create_engine, sessionmaker, transaction
 from oasst.errors import OasstError
+from oasst.health import check as check_health
+from oasst.metrics import install_metrics
+from oasst.ratelimit import build_rate_limiter
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +35,18 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.bootstrap_api_key:
             async with transaction(app.state.sessions) as session:
                 await auth_service.ensure_bootstrap_client(session, settings.bootstrap_api_key)
+        # One Redis client for the app (lazy: it connects on first use).
+        app.state.redis = (
+            Redis.from_url(settings.redis_url, socket_connect_timeout=5) if settings.redis_url else None
+        )
+        app.state.rate_limiter = build_rate_limiter(settings, app.state.redis)
         try:
             yield
         finally:
+            if app.state.rate_limiter is not None:
+                await app.state.rate_limiter.aclose()
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -44,10 +58,13 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.rng = random.Random()
 
     @app.exception_handler(OasstError)
     async def _oasst_error(_request: Request, exc: OasstError) -> JSONResponse:
-        return JSONResponse({"error_code": int(exc.code), "message": exc.message}, status_code=exc.status)
+        return JSONResponse(
+            {"error_code": int(exc.code), "message": exc.message}, status_code=exc.status, headers=exc.headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -55,8 +72,13 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"message": "INTERNAL_SERVER_ERROR", "error_code": 0}, status_code=500)
 
     @app.get("/health", include_in_schema=False)
-    async def health() -> Response:
-        return JSONResponse({"status": "ok", "version": __version__})
+    async def health(request: Request) -> Response:
+        ok, checks = await check_health(request.app.state.engine, request.app.state.redis)
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "version": __version__, "checks": checks},
+            status_code=200 if ok else 503,
+        )
 
+    app.state.metrics = install_metrics(app) if settings.enable_prom_metrics else None
     app.include_router(build_router())
     return app

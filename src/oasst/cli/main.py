@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from oasst.cli import api_client, db, serve
+from oasst.cli import api_client, contribute, db, serve
 
 app = typer.Typer(
     name="oasst",
@@ -13,5 +13,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.command("serve")(serve.serve)
+app.command("contribute")(contribute.contribute)
 app.add_typer(db.app, name="db")
 app.add_typer(api_client.app, name="api-client")

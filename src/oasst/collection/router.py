@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from oasst.collection.labels.routes import router as text_labels_router
+from oasst.collection.messages.routes import frontend_messages_router, messages_router
+from oasst.collection.tasks.routes import router as tasks_router
 from oasst.collection.users.routes import router as users_router
 
 API_V1 = "/api/v1"
@@ -11,5 +14,9 @@ API_V1 = "/api/v1"
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix=API_V1)
+    router.include_router(tasks_router)
     router.include_router(users_router)
+    router.include_router(text_labels_router)
+    router.include_router(messages_router)
+    router.include_router(frontend_messages_router)
     return router

@@ -1,14 +1,29 @@
-"""Message views: the wire shapes of messages and threads, relative to the user who looks."""
+"""Message views and reactions: the wire shapes of messages, threads and trees, listings, emojis."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from oasst.collection.messages import repository
-from oasst.db.models import Message
+from oasst.collection.messages.schemas import Keyset, MessageFilter
+from oasst.collection.users import service as users_service
+from oasst.config import Settings
+from oasst.db.models import ApiClient, Message, User
+from oasst.errors import OasstError, forbidden
 from oasst.protocol import collection as wire
+from oasst.protocol.collection import EmojiCode, EmojiOp, ErrorCode
+
+# +1 and -1 exclude each other: each maps to the one it takes back.
+THUMBS = {
+    EmojiCode.thumbs_up.value: EmojiCode.thumbs_down.value,
+    EmojiCode.thumbs_down.value: EmojiCode.thumbs_up.value,
+}
+_CURSOR = re.compile(r"^([0-9a-fA-F-]{32,36})\$(.+)$")
 
 
 def to_conversation_message(
@@ -64,3 +79,324 @@ async def conversation(
             to_conversation_message(m, viewer_id=viewer_id, user_emojis=emojis.get(m.id)) for m in messages
         ]
     )
+
+
+async def views(
+    session: AsyncSession, messages: list[Message], viewer: User | None, *, include_user: bool = False
+) -> list[wire.Message]:
+    """`Message` objects for `messages` as `viewer` sees them, with their authors if asked."""
+    viewer_id = viewer.id if viewer else None
+    emojis = await repository.user_emojis(session, (m.id for m in messages), viewer_id)
+    authors: dict[uuid.UUID, User] = {}
+    if include_user:
+        authors = await repository.users_by_id(session, (m.user_id for m in messages if m.user_id))
+    result = []
+    for message in messages:
+        author = authors.get(message.user_id) if message.user_id else None
+        result.append(
+            to_wire(
+                message,
+                viewer_id=viewer_id,
+                user_emojis=emojis.get(message.id),
+                user=users_service.to_wire(author) if author else None,
+            )
+        )
+    return result
+
+
+async def view(session: AsyncSession, message: Message, viewer: User | None) -> wire.Message:
+    return (await views(session, [message], viewer))[0]
+
+
+def _not_found() -> OasstError:
+    return OasstError("Message not found", ErrorCode.MESSAGE_NOT_FOUND, 404)
+
+
+async def get(session: AsyncSession, message_id: uuid.UUID) -> Message:
+    """The message with this backend id, from any API client (404/2001 if there is none)."""
+    message = await repository.get(session, message_id)
+    if message is None:
+        raise _not_found()
+    return message
+
+
+async def by_frontend_id(session: AsyncSession, client: ApiClient, frontend_id: str) -> Message:
+    """The calling client's message with this frontend id (400/2000 if the id is empty, 404/2001 if none)."""
+    if not frontend_id or len(frontend_id) > 200:
+        raise OasstError("Invalid frontend message id", ErrorCode.INVALID_FRONTEND_MESSAGE_ID)
+    message = await repository.by_frontend_id(session, client.id, frontend_id)
+    if message is None:
+        raise OasstError(
+            f"Message with frontend_message_id {frontend_id} not found.", ErrorCode.MESSAGE_NOT_FOUND, 404
+        )
+    return message
+
+
+# --- listings ------------------------------------------------------------------------------------------
+
+
+def _scoped(client: ApiClient, where: MessageFilter) -> MessageFilter:
+    """Untrusted clients list only their own client's messages; naming another client is 403/2."""
+    if (where.auth_method is None) != (where.username is None):
+        raise OasstError("Auth method or username missing.", ErrorCode.AUTH_AND_USERNAME_REQUIRED)
+    if client.trusted:
+        return where
+    if where.api_client_id is not None and where.api_client_id != client.id:
+        raise forbidden()
+    return MessageFilter(**{**where.__dict__, "api_client_id": client.id})
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+async def listing(
+    session: AsyncSession,
+    client: ApiClient,
+    viewer: User | None,
+    where: MessageFilter,
+    *,
+    start_date: datetime | None,
+    end_date: datetime | None,
+    max_count: int,
+    desc: bool,
+) -> list[wire.Message]:
+    """GET /messages/: up to `max_count` messages created in [start_date, end_date]."""
+    keyset = Keyset(gte_date=_utc(start_date), lte_date=_utc(end_date))
+    rows = await repository.listing(session, _scoped(client, where), keyset, desc=desc, limit=max_count)
+    return await views(session, rows, viewer)
+
+
+def parse_cursor(raw: str | None) -> tuple[datetime | None, uuid.UUID | None]:
+    """`<uuid>$<iso date>` or a bare ISO date; anything else is 400/101."""
+    if not raw:
+        return None, None
+    match = _CURSOR.match(raw)
+    id_part, date_part = (match[1], match[2]) if match else (None, raw)
+    try:
+        message_id = uuid.UUID(id_part) if id_part else None
+        try:
+            date = datetime.fromisoformat(date_part)
+        except ValueError:
+            # An unencoded "+00:00" in a query string arrives as " 00:00".
+            head, sep, tail = date_part.rpartition(" ")
+            if not sep:
+                raise
+            date = datetime.fromisoformat(f"{head}+{tail}")
+    except ValueError:
+        raise OasstError("Invalid cursor value", ErrorCode.INVALID_CURSOR_VALUE) from None
+    return _utc(date), message_id
+
+
+def cursor_of(message: Message) -> str:
+    return f"{message.id}${message.created_date.isoformat()}"
+
+
+async def page(
+    session: AsyncSession,
+    client: ApiClient,
+    viewer: User | None,
+    where: MessageFilter,
+    *,
+    before: str | None,
+    after: str | None,
+    max_count: int,
+    desc: bool,
+    include_user: bool = False,
+) -> wire.MessagePage:
+    """One keyset page of messages ordered by (created_date, id), with the cursors of its neighbours."""
+    before, after = before or None, after or None
+    before_date, before_id = parse_cursor(before)
+    after_date, after_id = parse_cursor(after)
+    if desc:
+        keyset = Keyset(gte_date=before_date, gt_id=before_id, lte_date=after_date, lt_id=after_id)
+        query_desc = not (before is not None and after is None)
+    else:
+        keyset = Keyset(gte_date=after_date, gt_id=after_id, lte_date=before_date, lt_id=before_id)
+        query_desc = before is not None and after is None
+    # One extra row tells whether there is more, unless the page is closed on both sides.
+    limit = max_count + 1 if before is None or after is None else max_count
+    rows = await repository.listing(session, _scoped(client, where), keyset, desc=query_desc, limit=limit)
+    more = len(rows) > max_count
+    rows = rows[:max_count]
+    if desc != query_desc:
+        rows.reverse()
+
+    prev = next_ = None
+    if rows:
+        if (more and before is not None) or after is not None:
+            prev = cursor_of(rows[0])
+        if more or before is not None:
+            next_ = cursor_of(rows[-1])
+    else:
+        # An empty page echoes the dates it was asked with, so the client can turn back.
+        if after_date is not None:
+            prev = after_date.isoformat()
+        if before_date is not None:
+            next_ = before_date.isoformat()
+    return wire.MessagePage(
+        prev=prev,
+        next=next_,
+        sort_key="created_date",
+        order="desc" if desc else "asc",
+        items=await views(session, rows, viewer, include_user=include_user),
+    )
+
+
+# --- threads and trees ---------------------------------------------------------------------------------
+
+
+def _trace(accepted: dict[uuid.UUID, Message], last: Message) -> list[Message]:
+    chain = [last]
+    while chain[-1].parent_id is not None:
+        parent = accepted.get(chain[-1].parent_id)
+        if parent is None:
+            # Upstream answers 500; an ancestor that was rejected or deleted is a state of the data, not a
+            # server fault, so the client gets a 409 with the same code.
+            raise OasstError("Broken conversation", ErrorCode.BROKEN_CONVERSATION, 409)
+        chain.append(parent)
+    chain.reverse()
+    return chain
+
+
+async def _accepted(session: AsyncSession, message_tree_id: uuid.UUID) -> list[Message]:
+    return await repository.tree(session, message_tree_id, review_result=True, deleted=False)
+
+
+async def accepted_conversation(
+    session: AsyncSession, message: Message, viewer: User | None
+) -> wire.Conversation:
+    """The thread from the root to `message` through accepted, live ancestors (409/2009 if one is missing)."""
+    accepted = {m.id: m for m in await _accepted(session, message.message_tree_id)}
+    return await conversation(session, _trace(accepted, message), viewer.id if viewer else None)
+
+
+async def tree_view(
+    session: AsyncSession, message: Message, viewer: User | None, *, include_spam: bool, include_deleted: bool
+) -> wire.MessageTree:
+    """Every message of `message`'s tree (spam: review_result not true)."""
+    rows = await repository.tree(
+        session,
+        message.message_tree_id,
+        review_result=None if include_spam else True,
+        deleted=None if include_deleted else False,
+    )
+    return wire.MessageTree(id=message.message_tree_id, messages=await views(session, rows, viewer))
+
+
+async def tree_state(session: AsyncSession, message: Message) -> wire.MessageTreeStateResponse:
+    state = await repository.tree_state(session, message.message_tree_id)
+    if state is None:
+        raise OasstError("Message tree state not found", ErrorCode.MESSAGE_NOT_FOUND, 404)
+    return wire.MessageTreeStateResponse(
+        message_tree_id=state.message_tree_id,
+        state=wire.TreeState(state.state),
+        goal_tree_size=state.goal_tree_size,
+        max_depth=state.max_depth,
+        max_children_count=state.max_children_count,
+        active=state.active,
+        origin=state.origin,
+    )
+
+
+async def children(session: AsyncSession, message: Message, viewer: User | None) -> list[wire.Message]:
+    return await views(session, await repository.children(session, message.id), viewer)
+
+
+async def descendants(session: AsyncSession, message: Message, viewer: User | None) -> wire.MessageTree:
+    """The subtree under `message` (itself left out), depth first, unfiltered."""
+    by_parent: dict[uuid.UUID | None, list[Message]] = {}
+    for row in await repository.below(session, message):
+        by_parent.setdefault(row.parent_id, []).append(row)
+    ordered: list[Message] = []
+    stack = list(reversed(by_parent.get(message.id, [])))
+    while stack:
+        node = stack.pop()
+        ordered.append(node)
+        stack.extend(reversed(by_parent.get(node.id, [])))
+    return wire.MessageTree(id=message.id, messages=await views(session, ordered, viewer))
+
+
+async def longest_conversation(
+    session: AsyncSession, message: Message, viewer: User | None
+) -> wire.Conversation:
+    """The thread to the deepest accepted, live message of the tree (the earliest among equals)."""
+    accepted = await _accepted(session, message.message_tree_id)
+    if not accepted:
+        # A tree whose root is still under review has no accepted thread yet (upstream: 500).
+        return wire.Conversation(messages=[])
+    deepest = max(accepted, key=lambda m: m.depth)
+    chain = _trace({m.id: m for m in accepted}, deepest)
+    return await conversation(session, chain, viewer.id if viewer else None)
+
+
+async def max_children(session: AsyncSession, message: Message, viewer: User | None) -> wire.MessageTree:
+    """The accepted message with the most children, followed by its accepted children."""
+    accepted = await _accepted(session, message.message_tree_id)
+    if not accepted:
+        return wire.MessageTree(id=message.message_tree_id, messages=[])
+    top = max(accepted, key=lambda m: m.children_count)
+    rows = [top, *(m for m in accepted if m.parent_id == top.id)]
+    return wire.MessageTree(id=top.id, messages=await views(session, rows, viewer))
+
+
+# --- emojis --------------------------------------------------------------------------------------------
+
+
+def _bump(counts: dict[str, int], emoji: str, delta: int) -> None:
+    value = int(counts.get(emoji, 0)) + delta
+    if value > 0:
+        counts[emoji] = value
+    else:
+        counts.pop(emoji, None)
+
+
+async def add_emoji(session: AsyncSession, message: Message, user: User, emoji: str, op: str = "add") -> None:
+    """Toggle, add or remove `user`'s `emoji` on `message` (§4.9) and keep `message.emojis` in step.
+
+    The caller checks that the user may act. Adding `+1` or `-1` first takes back the other one; either is
+    ignored on the user's own message. `red_flag` also puts the message in the moderation queue.
+    """
+    try:
+        operation, code = EmojiOp(op), EmojiCode(emoji).value
+    except ValueError:
+        raise OasstError("Emoji op not supported", ErrorCode.EMOJI_OP_UNSUPPORTED) from None
+    # Pending ORM changes go out first: the counts are then rewritten by statement under the row lock.
+    await session.flush()
+    counts = await repository.lock_emojis(session, message.id)
+    mine = await repository.emoji_codes(session, message.id, user.id)
+    if operation is EmojiOp.toggle:
+        operation = EmojiOp.remove if code in mine else EmojiOp.add
+    changed = False
+    if operation is EmojiOp.remove:
+        if await repository.delete_emoji(session, message.id, user.id, code):
+            _bump(counts, code, -1)
+            changed = True
+    elif code not in mine and not (code in THUMBS and message.user_id == user.id):
+        other = THUMBS.get(code)
+        if other in mine and await repository.delete_emoji(session, message.id, user.id, other):
+            _bump(counts, other, -1)
+        if code == EmojiCode.red_flag:
+            await repository.flag(session, message.id)
+        if await repository.insert_emoji(session, message.id, user.id, code):
+            _bump(counts, code, 1)
+        changed = True
+    if changed:
+        await repository.set_emojis(session, message.id, counts)
+    set_committed_value(message, "emojis", counts)
+
+
+async def react(
+    session: AsyncSession,
+    client: ApiClient,
+    settings: Settings,
+    message_id: uuid.UUID,
+    request: wire.MessageEmojiRequest,
+) -> wire.Message:
+    """POST /messages/{id}/emoji: the body's user reacts; the message comes back as that user sees it."""
+    user = await users_service.get_active(session, client, request.user, settings)
+    message = await get(session, message_id)
+    await add_emoji(session, message, user, request.emoji, request.op)
+    return await view(session, message, user)

@@ -35,5 +35,6 @@ class Task(Base):
     message_tree_id: Mapped[uuid.UUID | None]
     parent_message_id: Mapped[uuid.UUID | None]
     collective: Mapped[bool] = mapped_column(default=False)
+    lang: Mapped[str | None] = mapped_column(String(32))
     # sha256 of the interaction that completed the task: a replay of it is answered without a second write.
     interaction_digest: Mapped[str | None] = mapped_column(String(64))

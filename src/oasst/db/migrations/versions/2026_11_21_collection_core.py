@@ -130,6 +130,7 @@ def upgrade() -> None:
         sa.Column("message_tree_id", sa.Uuid(), nullable=True),
         sa.Column("parent_message_id", sa.Uuid(), nullable=True),
         sa.Column("collective", sa.Boolean(), nullable=False),
+        sa.Column("lang", sa.String(length=32), nullable=True),
         sa.Column("interaction_digest", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["api_client_id"], ["api_client.id"], name=op.f("fk_task_api_client_id_api_client")

@@ -1,0 +1,6 @@
+"""Python clients of oasst's HTTP APIs, returning `oasst.protocol` models and raising `OasstApiError`."""
+
+from oasst.client._http import OasstApiError
+from oasst.client.collection import AsyncCollectionClient, CollectionClient
+
+__all__ = ["AsyncCollectionClient", "CollectionClient", "OasstApiError"]

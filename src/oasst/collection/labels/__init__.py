@@ -1,0 +1,1 @@
+"""Text labels: the label catalogue, free labelling and reports outside the task flow."""

@@ -1,0 +1,1 @@
+"""System statistics: counts over messages and trees for /stats and the metrics scrape."""

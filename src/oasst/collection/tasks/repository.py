@@ -1,0 +1,71 @@
+"""Queries on task rows and the rows an interaction writes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oasst.db.models import Message, Task
+
+
+async def by_id(session: AsyncSession, api_client_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
+    return await session.scalar(select(Task).where(Task.id == task_id, Task.api_client_id == api_client_id))
+
+
+async def by_frontend_id(session: AsyncSession, api_client_id: uuid.UUID, frontend_id: str) -> Task | None:
+    return await session.scalar(
+        select(Task)
+        .where(Task.api_client_id == api_client_id, Task.frontend_message_id == frontend_id)
+        .order_by(Task.created_date.desc())
+        .limit(1)
+    )
+
+
+async def finish(session: AsyncSession, task_id: uuid.UUID, digest: str) -> bool:
+    """Mark a task done unless someone else just did; True if this call finished it."""
+    result = await session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.done.is_(False), Task.skipped.is_(False))
+        .values(done=True, interaction_digest=digest)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def message_by_frontend_id(
+    session: AsyncSession, api_client_id: uuid.UUID, frontend_id: str
+) -> Message | None:
+    return await session.scalar(
+        select(Message).where(
+            Message.api_client_id == api_client_id, Message.frontend_message_id == frontend_id
+        )
+    )
+
+
+async def recent_duplicate(session: AsyncSession, user_id: uuid.UUID, text: str, since: datetime) -> bool:
+    found = await session.scalar(
+        select(func.count()).where(
+            Message.user_id == user_id,
+            Message.text == text,
+            Message.created_date > since,
+            Message.deleted.is_(False),
+        )
+    )
+    return bool(found)
+
+
+async def has_reply(session: AsyncSession, user_id: uuid.UUID, parent_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(func.count()).where(
+            Message.user_id == user_id, Message.parent_id == parent_id, Message.deleted.is_(False)
+        )
+    )
+    return bool(found)
+
+
+async def bump(session: AsyncSession, message_ids: list[uuid.UUID], column: str) -> None:
+    """Add one to a counter column of messages, atomically in the database."""
+    target = getattr(Message, column)
+    await session.execute(update(Message).where(Message.id.in_(message_ids)).values({column: target + 1}))

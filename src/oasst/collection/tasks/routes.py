@@ -1,0 +1,77 @@
+"""Routes of /api/v1/tasks: request, availability, ack, nack, interaction, close."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request, Response
+
+from oasst.collection.deps import ApiClientDep, FrontendIdentityDep, SessionDep, SettingsDep
+from oasst.collection.tasks import service
+from oasst.protocol import collection as wire
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+def _rng(request: Request) -> random.Random:
+    rng: random.Random = request.app.state.rng
+    return rng
+
+
+@router.post("/", response_model=wire.AnyTask)
+async def request_task(
+    body: wire.TaskRequest, request: Request, session: SessionDep, client: ApiClientDep, settings: SettingsDep
+) -> service.AnyTaskModel:
+    return await service.request_task(session, client, settings, body, _rng(request))
+
+
+@router.post("/availability")
+async def tasks_availability(
+    request: Request,
+    session: SessionDep,
+    client: ApiClientDep,
+    settings: SettingsDep,
+    user: Annotated[wire.User | None, Body()] = None,
+    lang: Annotated[str, Query(min_length=2, max_length=32)] = "en",
+) -> dict[str, int]:
+    return await service.availability(session, client, settings, user, lang, _rng(request))
+
+
+@router.post("/{task_id}/ack", status_code=204)
+async def ack_task(
+    task_id: uuid.UUID, body: wire.TaskAck, session: SessionDep, client: ApiClientDep
+) -> Response:
+    await service.ack(session, client, task_id, body.message_id)
+    return Response(status_code=204)
+
+
+@router.post("/{task_id}/nack", status_code=204)
+async def nack_task(
+    task_id: uuid.UUID,
+    body: wire.TaskNAck,
+    session: SessionDep,
+    client: ApiClientDep,
+    identity: FrontendIdentityDep,
+) -> Response:
+    await service.nack(session, client, task_id, body.reason, identity)
+    return Response(status_code=204)
+
+
+@router.post("/interaction", response_model=wire.TaskDone)
+async def tasks_interaction(
+    body: Annotated[wire.AnyInteraction, Body()],
+    request: Request,
+    session: SessionDep,
+    client: ApiClientDep,
+    settings: SettingsDep,
+) -> wire.TaskDone:
+    return await service.interaction(session, client, settings, body, _rng(request))
+
+
+@router.post("/close", response_model=wire.TaskDone)
+async def close_collective_task(
+    body: wire.TaskClose, session: SessionDep, client: ApiClientDep
+) -> wire.TaskDone:
+    return await service.close(session, client, body.message_id)

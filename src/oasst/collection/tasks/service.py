@@ -1,0 +1,601 @@
+"""The task flow: hand out a task, bind it (ack), refuse it (nack), take its answer (interaction)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oasst.collection.deps import FrontendIdentity
+from oasst.collection.labels import service as labels_service
+from oasst.collection.messages import repository as messages_repository
+from oasst.collection.messages import service as messages_service
+from oasst.collection.tasks import repository
+from oasst.collection.trees import repository as trees_repository
+from oasst.collection.trees import service as trees
+from oasst.collection.trees.repository import ActiveMessage
+from oasst.collection.trees.service import LABEL_TASKS, RANK_TASKS, REPLY_STATES, Pools
+from oasst.collection.users import service as users
+from oasst.config import Settings
+from oasst.db.base import utcnow
+from oasst.db.models import ApiClient, Journal, Message, MessageReaction, Task, TextLabels, User
+from oasst.errors import OasstError
+from oasst.protocol import collection as wire
+from oasst.protocol.collection import ErrorCode, LabelTaskDisposition, LabelTaskMode, TaskRequestType
+
+AnyTaskModel = (
+    wire.InitialPromptTask
+    | wire.PrompterReplyTask
+    | wire.AssistantReplyTask
+    | wire.RankPrompterRepliesTask
+    | wire.RankAssistantRepliesTask
+    | wire.LabelInitialPromptTask
+    | wire.LabelAssistantReplyTask
+    | wire.LabelPrompterReplyTask
+)
+
+# The payload type names upstream stores in task.payload_type (SQL and stats rely on them).
+PAYLOAD_TYPES: dict[str, str] = {
+    "initial_prompt": "InitialPromptPayload",
+    "prompter_reply": "PrompterReplyPayload",
+    "assistant_reply": "AssistantReplyPayload",
+    "rank_prompter_replies": "RankPrompterRepliesPayload",
+    "rank_assistant_replies": "RankAssistantRepliesPayload",
+    "label_initial_prompt": "LabelInitialPromptPayload",
+    "label_prompter_reply": "LabelPrompterReplyPayload",
+    "label_assistant_reply": "LabelAssistantReplyPayload",
+}
+REPLY_ROLES = {
+    "InitialPromptPayload": "prompter",
+    "PrompterReplyPayload": "prompter",
+    "AssistantReplyPayload": "assistant",
+}
+SKIP_EMOJIS = {
+    **dict.fromkeys(("PrompterReplyPayload", "AssistantReplyPayload"), "_skip_reply"),
+    **dict.fromkeys(LABEL_TASKS, "_skip_labeling"),
+    **dict.fromkeys(RANK_TASKS, "_skip_ranking"),
+}
+# Weights of the random draw among task kinds, as upstream.
+RANDOM_WEIGHTS = {"rank": 10.0, "label_reply": 5.0, "label_prompt": 5.0, "reply": 2.0, "prompt": 0.01}
+
+
+def _not_available(kind: str) -> OasstError:
+    return OasstError(
+        f"No tasks of type '{kind}' are currently available.",
+        ErrorCode.TASK_REQUESTED_TYPE_NOT_AVAILABLE,
+        503,
+    )
+
+
+# --- hand-out ---------------------------------------------------------------------------------------------
+
+
+async def _pools(
+    session: AsyncSession, user: User, lang: str, settings: Settings, rng: random.Random, lottery: int
+) -> Pools:
+    config = settings.tree_manager
+    new_prompts = await trees.run_lottery(session, lang, config, lottery, rng)
+    snap = await trees.snapshot(session, lang, user.id, settings)
+    if await trees.auto_moderate(session, snap.trees, snap.messages, config, rng):
+        snap = await trees.snapshot(session, lang, user.id, settings)
+    return trees.compute_pools(snap, user.id, lang, settings, new_prompts)
+
+
+async def availability(
+    session: AsyncSession,
+    client: ApiClient,
+    settings: Settings,
+    user: wire.User | None,
+    lang: str,
+    rng: random.Random,
+) -> dict[str, int]:
+    """How many tasks of each type `user` could get in `lang` (runs the lottery for at most one tree)."""
+    row = await users.get_active(session, client, user, settings)
+    await trees_repository.lock_language(session, lang)
+    return (await _pools(session, row, lang, settings, rng, lottery=1)).availability()
+
+
+async def request_task(
+    session: AsyncSession,
+    client: ApiClient,
+    settings: Settings,
+    request: wire.TaskRequest,
+    rng: random.Random,
+) -> AnyTaskModel:
+    """Pick the next task for the user and store it; 503/1006 when there is none of that type."""
+    user = await users.get_active(session, client, request.user, settings)
+    lang = request.lang or "en"
+    config = settings.tree_manager
+    # One hand-out per language at a time: the pools below are then exact, and so are the limits.
+    await trees_repository.lock_language(session, lang)
+    since = utcnow() - timedelta(seconds=config.recent_tasks_span_sec)
+    if (
+        await trees_repository.pending_task_count(session, user.id, since)
+        >= config.max_pending_tasks_per_user
+    ):
+        raise OasstError("User has too many pending tasks.", ErrorCode.TASK_TOO_MANY_PENDING)
+    pools = await _pools(session, user, lang, settings, rng, lottery=2)
+    kind = _choose(request.type, pools, rng)
+    task, parent = await _build(session, kind, pools, user, settings, rng)
+    now = utcnow()
+    session.add(
+        Task(
+            id=task.id,
+            created_date=now,
+            expiry_date=None
+            if request.collective
+            else now + timedelta(minutes=settings.task_validity_minutes),
+            user_id=user.id,
+            payload_type=PAYLOAD_TYPES[task.type],
+            payload=task.model_dump(mode="json"),
+            api_client_id=client.id,
+            message_tree_id=parent.message_tree_id if parent else None,
+            parent_message_id=parent.id if parent else None,
+            collective=request.collective,
+            lang=lang,
+        )
+    )
+    await session.flush()
+    return task
+
+
+def _choose(requested: TaskRequestType, pools: Pools, rng: random.Random) -> str:
+    """The kind of task to build: drawn by weight for `random`, else the requested one if available."""
+    if requested != TaskRequestType.random:
+        if pools.availability().get(requested.value, 0) <= 0:
+            raise _not_available(requested.value)
+        return requested.value
+    options = {
+        "rank": pools.rankable_parents,
+        "label_reply": pools.replies_to_review,
+        "label_prompt": pools.prompts_to_review,
+        "reply": pools.extendible_parents if pools.missing_replies > 0 else [],
+        "prompt": [None] if pools.new_prompts > 0 else [],
+    }
+    kinds = [kind for kind, pool in options.items() if pool]
+    if not kinds:
+        raise _not_available(requested.value)
+    return rng.choices(kinds, weights=[RANDOM_WEIGHTS[k] for k in kinds])[0]
+
+
+async def _build(
+    session: AsyncSession,
+    kind: str,
+    pools: Pools,
+    user: User,
+    settings: Settings,
+    rng: random.Random,
+) -> tuple[AnyTaskModel, Message | None]:
+    config = settings.tree_manager
+    if kind in ("rank", "rank_prompter_replies", "rank_assistant_replies"):
+        role = {"rank_prompter_replies": "assistant", "rank_assistant_replies": "prompter"}.get(kind)
+        parent = await _load(
+            session, rng.choice([m for m in pools.rankable_parents if role in (None, m.role)])
+        )
+        return await _ranking_task(session, parent, user, settings, rng), parent
+    if kind in ("label_reply", "label_assistant_reply", "label_prompter_reply"):
+        role = {"label_assistant_reply": "assistant", "label_prompter_reply": "prompter"}.get(kind)
+        message = await _load(
+            session, rng.choice([m for m in pools.replies_to_review if role in (None, m.role)])
+        )
+        return await _label_task(
+            session, message, user, settings, rng, random_request=kind == "label_reply"
+        ), message
+    if kind in ("label_prompt", "label_initial_prompt"):
+        message = await _load(session, rng.choice(pools.prompts_to_review))
+        return await _label_task(session, message, user, settings, rng, random_request=False), message
+    if kind in ("reply", "prompter_reply", "assistant_reply"):
+        role = {"prompter_reply": "assistant", "assistant_reply": "prompter"}.get(kind)
+        lonely = [m for m in pools.lonely_parents if role in (None, m.role)]
+        candidates = [m for m in pools.extendible_parents if role in (None, m.role)]
+        use_lonely = (
+            lonely
+            and config.lonely_children_count > 1
+            and config.p_lonely_child_extension > 0
+            and rng.random() < config.p_lonely_child_extension
+        )
+        parent = await _load(session, rng.choice(lonely if use_lonely else candidates))
+        conversation = await messages_service.conversation(
+            session, await messages_repository.thread(session, parent), user.id
+        )
+        if parent.role == "assistant":
+            return wire.PrompterReplyTask(conversation=conversation), parent
+        return wire.AssistantReplyTask(conversation=conversation), parent
+    return wire.InitialPromptTask(), None
+
+
+async def _load(session: AsyncSession, candidate: ActiveMessage) -> Message:
+    message = await session.get(Message, candidate.id)
+    assert message is not None
+    return message
+
+
+async def _ranking_task(
+    session: AsyncSession, parent: Message, user: User, settings: Settings, rng: random.Random
+) -> wire.RankPrompterRepliesTask | wire.RankAssistantRepliesTask:
+    config = settings.tree_manager
+    tree = await messages_repository.thread(session, parent)
+    siblings = await trees_repository.tree_messages(session, parent.message_tree_id)
+    kids = [
+        m
+        for m in siblings
+        if m.parent_id == parent.id
+        and not m.deleted
+        and m.review_result is True
+        and (m.role == "assistant" or config.rank_prompter_replies)
+    ]
+    rng.shuffle(kids)
+    conversation = await messages_service.conversation(session, tree, user.id)
+    replies = (await messages_service.conversation(session, kids, user.id)).messages
+    reveal = all(k.synthetic for k in kids)
+    if not reveal:
+        for reply in replies:
+            reply.synthetic = None
+    cls = wire.RankPrompterRepliesTask if parent.role == "assistant" else wire.RankAssistantRepliesTask
+    return cls(
+        conversation=conversation,
+        replies=[k.text for k in kids],
+        reply_messages=replies,
+        message_tree_id=parent.message_tree_id,
+        ranking_parent_id=parent.id,
+        reveal_synthetic=reveal,
+    )
+
+
+async def _label_task(
+    session: AsyncSession,
+    message: Message,
+    user: User,
+    settings: Settings,
+    rng: random.Random,
+    *,
+    random_request: bool,
+) -> wire.LabelInitialPromptTask | wire.LabelAssistantReplyTask | wire.LabelPrompterReplyTask:
+    config = settings.tree_manager
+    conversation = await messages_service.conversation(
+        session, await messages_repository.thread(session, message), user.id
+    )
+    if message.parent_id is None:
+        full_labels, mandatory = config.labels_initial_prompt, config.mandatory_labels_initial_prompt
+        simple = rng.random() > config.p_full_labeling_review_prompt
+        extra = ["lang_mismatch"]
+    elif message.role == "assistant":
+        full_labels, mandatory = config.labels_assistant_reply, config.mandatory_labels_assistant_reply
+        simple = random_request and rng.random() > config.p_full_labeling_review_reply_assistant
+        extra = ["lang_mismatch", "quality"]
+    else:
+        # Upstream overwrites this probability with 0.1 at run time; we use the configured value.
+        full_labels, mandatory = config.labels_prompter_reply, config.mandatory_labels_prompter_reply
+        simple = random_request and rng.random() > config.p_full_labeling_review_reply_prompter
+        extra = ["lang_mismatch", "quality"]
+    valid = list(dict.fromkeys([*mandatory, *extra])) if simple else list(full_labels)
+    fields = {
+        "message_id": message.id,
+        "valid_labels": valid,
+        "mandatory_labels": list(mandatory),
+        "mode": LabelTaskMode.simple if simple else LabelTaskMode.full,
+        "disposition": LabelTaskDisposition.spam if simple else LabelTaskDisposition.quality,
+        "labels": labels_service.describe(valid),
+        "conversation": conversation,
+    }
+    if message.parent_id is None:
+        return wire.LabelInitialPromptTask(**fields, prompt=message.text)
+    if message.role == "assistant":
+        return wire.LabelAssistantReplyTask(**fields, reply=message.text)
+    return wire.LabelPrompterReplyTask(**fields, reply=message.text)
+
+
+# --- ack, nack, close ------------------------------------------------------------------------------------
+
+
+def _check_live(task: Task | None, *, not_found_status: int = 400) -> Task:
+    if task is None:
+        raise OasstError("Task not found", ErrorCode.TASK_NOT_FOUND, not_found_status)
+    if task.expiry_date is not None and task.expiry_date < utcnow():
+        raise OasstError("Task has expired", ErrorCode.TASK_EXPIRED)
+    return task
+
+
+async def ack(session: AsyncSession, client: ApiClient, task_id: uuid.UUID, frontend_id: str) -> None:
+    """Bind the frontend's id to a task; acking again with the same id changes nothing."""
+    task = _check_live(await repository.by_id(session, client.id, task_id), not_found_status=404)
+    if task.ack and task.frontend_message_id == frontend_id:
+        return
+    if task.ack or task.done or task.skipped:
+        raise OasstError("Task already updated", ErrorCode.TASK_ALREADY_UPDATED)
+    task.ack = True
+    task.frontend_message_id = frontend_id
+    await session.flush()
+
+
+async def nack(
+    session: AsyncSession,
+    client: ApiClient,
+    task_id: uuid.UUID,
+    reason: str | None,
+    identity: FrontendIdentity | None,
+) -> None:
+    """The user skips the task: it is finished, and its message gets the matching skip emoji."""
+    user = await users.by_header(session, client, identity)
+    if user is None:
+        raise OasstError("User required", ErrorCode.USER_NOT_SPECIFIED)
+    task = _check_live(await repository.by_id(session, client.id, task_id))
+    if task.user_id != user.id and not task.collective:
+        raise OasstError("Task was assigned to a different user", ErrorCode.TASK_NOT_ASSIGNED_TO_USER)
+    if task.skipped:
+        return
+    if task.done:
+        raise OasstError("Task already done", ErrorCode.TASK_ALREADY_DONE)
+    task.skipped = True
+    task.skip_reason = reason
+    emoji = SKIP_EMOJIS.get(task.payload_type)
+    if emoji and task.parent_message_id is not None:
+        parent = await session.get(Message, task.parent_message_id)
+        if parent is not None:
+            await messages_service.add_emoji(session, parent, user, emoji, "add")
+    await session.flush()
+
+
+async def close(session: AsyncSession, client: ApiClient, frontend_id: str) -> wire.TaskDone:
+    """Close a collective task (found by its frontend id); upstream's version always failed."""
+    task = _check_live(await repository.by_frontend_id(session, client.id, frontend_id), not_found_status=404)
+    if not task.collective:
+        raise OasstError("Task is not collective", ErrorCode.TASK_NOT_ASSIGNED_TO_USER)
+    if task.done:
+        raise OasstError("Task already done", ErrorCode.TASK_ALREADY_DONE)
+    task.done = True
+    await session.flush()
+    return wire.TaskDone()
+
+
+# --- interactions ------------------------------------------------------------------------------------------
+
+
+def _digest(
+    body: wire.TextReplyToMessage | wire.MessageRating | wire.MessageRanking | wire.TextLabels,
+) -> str:
+    return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+
+
+async def interaction(
+    session: AsyncSession,
+    client: ApiClient,
+    settings: Settings,
+    body: wire.TextReplyToMessage | wire.MessageRating | wire.MessageRanking | wire.TextLabels,
+    rng: random.Random,
+) -> wire.TaskDone:
+    """Store the answer to a task; a replay of the same answer is acknowledged without a second write."""
+    user = await users.get_active(session, client, body.user, settings)
+    if isinstance(body, wire.TextLabels) and body.task_id is None:
+        await labels_service.store_free_labels(session, client, user, body)
+        return wire.TaskDone()
+    if isinstance(body, wire.TextLabels):
+        task = _check_live(await repository.by_id(session, client.id, body.task_id))  # type: ignore[arg-type]
+        if not task.ack:
+            raise OasstError("Task is not acknowledged", ErrorCode.TASK_NOT_ACK)
+    else:
+        task = _check_live(await repository.by_frontend_id(session, client.id, body.message_id))
+    if task.user_id != user.id and not task.collective:
+        raise OasstError("Task was assigned to a different user", ErrorCode.TASK_NOT_ASSIGNED_TO_USER)
+    digest = _digest(body)
+    if not task.collective and not await repository.finish(session, task.id, digest):
+        await session.refresh(task)
+        if task.interaction_digest == digest:
+            return wire.TaskDone()
+        raise OasstError("Task already done", ErrorCode.TASK_ALREADY_DONE)
+
+    if isinstance(body, wire.TextReplyToMessage):
+        await _store_reply(session, client, settings, task, user, body, rng)
+    elif isinstance(body, wire.MessageRanking):
+        await _store_ranking(session, client, settings, task, user, body, rng)
+    elif isinstance(body, wire.TextLabels):
+        await _store_review(session, client, settings, task, user, body, rng)
+    else:
+        raise OasstError("Task does not take a rating", ErrorCode.TASK_PAYLOAD_TYPE_MISMATCH)
+    _update_streak(user)
+    await session.flush()
+    return wire.TaskDone()
+
+
+def _update_streak(user: User) -> None:
+    now = utcnow()
+    user.last_activity_date = now
+    if user.streak_last_day_date is None or user.streak_last_day_date > now:
+        user.streak_last_day_date, user.streak_days = now, 0
+    else:
+        user.streak_days = (now - user.streak_last_day_date).days
+
+
+async def _store_reply(
+    session: AsyncSession,
+    client: ApiClient,
+    settings: Settings,
+    task: Task,
+    user: User,
+    body: wire.TextReplyToMessage,
+    rng: random.Random,
+) -> None:
+    role = REPLY_ROLES.get(task.payload_type)
+    if role is None:
+        raise OasstError("Task does not take a text reply", ErrorCode.TASK_UNEXPECTED_PAYLOAD_TYPE_)
+    if len(body.text) > settings.message_size_limit:
+        raise OasstError(
+            f"Message text exceeds the size limit of {settings.message_size_limit} characters",
+            ErrorCode.TASK_MESSAGE_TOO_LONG,
+        )
+    window = utcnow() - timedelta(minutes=settings.duplicate_message_filter_window_minutes)
+    if await repository.recent_duplicate(session, user.id, body.text, window):
+        raise OasstError("Duplicate message text", ErrorCode.TASK_MESSAGE_DUPLICATED)
+    if await repository.message_by_frontend_id(session, client.id, body.user_message_id) is not None:
+        raise OasstError("user_message_id is already in use", ErrorCode.INVALID_FRONTEND_MESSAGE_ID)
+    parent = await session.get(Message, task.parent_message_id) if task.parent_message_id else None
+    if task.parent_message_id is not None:
+        tree = await trees_repository.lock_tree(session, task.message_tree_id)  # type: ignore[arg-type]
+        if parent is None or tree is None or tree.state not in REPLY_STATES:
+            raise OasstError("The message tree takes no more replies", ErrorCode.TREE_IN_ABORTED_STATE)
+        if not settings.debug_allow_duplicate_tasks and await repository.has_reply(
+            session, user.id, parent.id
+        ):
+            raise OasstError("User already replied to this message", ErrorCode.TASK_MESSAGE_DUPLICATE_REPLY)
+    message_id = uuid.uuid4()
+    message = Message(
+        id=message_id,
+        parent_id=parent.id if parent else None,
+        message_tree_id=parent.message_tree_id if parent else message_id,
+        task_id=task.id,
+        user_id=user.id,
+        role=role,
+        api_client_id=client.id,
+        frontend_message_id=body.user_message_id,
+        created_date=utcnow(),
+        text=body.text,
+        lang=body.lang or "en",
+        depth=parent.depth + 1 if parent else 0,
+        deleted=parent.deleted if parent else False,
+        review_count=0,
+        emojis={},
+    )
+    session.add(message)
+    await session.flush()
+    if parent is not None:
+        await repository.bump(session, [parent.id], "children_count")
+    else:
+        session.add(trees.new_tree(message, settings.tree_manager, rng))
+    _journal(
+        session,
+        client,
+        user,
+        message.id,
+        "text_reply_to_message",
+        task,
+        {"role": role, "length": len(body.text)},
+    )
+
+
+async def _store_ranking(
+    session: AsyncSession,
+    client: ApiClient,
+    settings: Settings,
+    task: Task,
+    user: User,
+    body: wire.MessageRanking,
+    rng: random.Random,
+) -> None:
+    if task.payload_type not in RANK_TASKS:
+        raise OasstError("Task does not take a ranking", ErrorCode.TASK_PAYLOAD_TYPE_MISMATCH)
+    shown = [uuid.UUID(m["id"]) for m in task.payload["reply_messages"]]
+    if sorted(body.ranking) != list(range(len(shown))):
+        raise OasstError(
+            "Invalid ranking submitted: not a permutation of the replies", ErrorCode.INVALID_RANKING_VALUE
+        )
+    ranked = [shown[i] for i in body.ranking]
+    kids = {m.id: m for m in await trees_repository.tree_messages(session, task.message_tree_id)}  # type: ignore[arg-type]
+    if any(kids.get(i) is None or kids[i].parent_id != task.parent_message_id for i in ranked):
+        raise OasstError(
+            "Ranked messages are not replies of the ranked message", ErrorCode.CORRUPT_RANKING_RESULT
+        )
+    tree = await trees_repository.lock_tree(session, task.message_tree_id)  # type: ignore[arg-type]
+    await repository.bump(session, ranked, "ranking_count")
+    payload = {
+        "type": "message_ranking",
+        "ranking": body.ranking,
+        "ranked_message_ids": [str(i) for i in ranked],
+        "ranking_parent_id": str(task.parent_message_id),
+        "message_tree_id": str(task.message_tree_id),
+        "not_rankable": bool(body.not_rankable),
+    }
+    session.add(
+        MessageReaction(
+            task_id=task.id,
+            user_id=user.id,
+            payload_type="RankingReactionPayload",
+            payload=payload,
+            api_client_id=client.id,
+            message_id=task.parent_message_id,
+        )
+    )
+    _journal(
+        session, client, user, task.parent_message_id, "message_ranking", task, {"ranking": body.ranking}
+    )
+    await session.flush()
+    if tree is not None:
+        await trees.check_ranking(session, tree, settings.tree_manager, rng)
+
+
+async def _store_review(
+    session: AsyncSession,
+    client: ApiClient,
+    settings: Settings,
+    task: Task,
+    user: User,
+    body: wire.TextLabels,
+    rng: random.Random,
+) -> None:
+    if task.payload_type not in LABEL_TASKS:
+        raise OasstError("Task does not take labels", ErrorCode.TASK_PAYLOAD_TYPE_MISMATCH)
+    # Upstream checks this for prompt label tasks only; a reply label task can be misdirected just as well.
+    if body.message_id != task.parent_message_id:
+        raise OasstError(
+            "Labels are for a different message than the task's", ErrorCode.TEXT_LABELS_WRONG_MESSAGE_ID
+        )
+    valid = set(task.payload["valid_labels"])
+    invalid = sorted(label.value for label in body.labels if label.value not in valid)
+    if invalid:
+        raise OasstError(f"Invalid text labels: {', '.join(invalid)}", ErrorCode.TEXT_LABELS_INVALID_LABEL)
+    missing = [
+        m for m in task.payload.get("mandatory_labels") or [] if m not in {k.value for k in body.labels}
+    ]
+    if missing:
+        raise OasstError(
+            f"Mandatory text labels missing: {', '.join(missing)}",
+            ErrorCode.TEXT_LABELS_MANDATORY_LABEL_MISSING,
+        )
+    message = await session.get(Message, body.message_id)
+    if message is None:
+        raise OasstError("Message not found", ErrorCode.MESSAGE_NOT_FOUND, 404)
+    if message.user_id == user.id and not settings.debug_allow_self_labeling:
+        raise OasstError("Labeling your own message is not allowed", ErrorCode.TEXT_LABELS_NO_SELF_LABELING)
+    session.add(
+        TextLabels(
+            id=task.id,
+            user_id=user.id,
+            api_client_id=client.id,
+            text=body.text,
+            message_id=message.id,
+            labels={label.value: value for label, value in body.labels.items()},
+            task_id=task.id,
+        )
+    )
+    await session.flush()
+    await repository.bump(session, [message.id], "review_count")
+    await trees.on_review(session, message, settings, rng)
+
+
+def _journal(
+    session: AsyncSession,
+    client: ApiClient,
+    user: User,
+    message_id: uuid.UUID | None,
+    event_type: str,
+    task: Task,
+    payload: dict[str, object],
+) -> None:
+    session.add(
+        Journal(
+            user_id=user.id,
+            message_id=message_id,
+            api_client_id=client.id,
+            event_type=event_type,
+            event_payload={
+                "type": event_type,
+                **payload,
+                "user_id": str(user.id),
+                "message_id": str(message_id) if message_id else None,
+                "task_id": str(task.id),
+                "task_type": task.payload_type,
+            },
+        )
+    )

@@ -1,0 +1,150 @@
+"""Prometheus metrics of one app: HTTP requests by route template, tasks handed out and answered, trees."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from oasst.collection.stats import repository as stats_repository
+from oasst.db.session import transaction
+from oasst.protocol.collection import TreeState
+
+log = logging.getLogger(__name__)
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Paths that match no route share one label, so scanners cannot grow the series without bound.
+UNMATCHED = "<unmatched>"
+
+
+class Metrics:
+    """The collectors of one app, in a registry of its own (several apps in one process never clash)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.http_requests = Counter(
+            "oasst_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_duration = Histogram(
+            "oasst_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template.",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.tasks_handed_out = Counter(
+            "oasst_tasks_handed_out", "Tasks handed out, by task type.", ["type"], registry=self.registry
+        )
+        self.tasks_answered = Counter(
+            "oasst_tasks_answered", "Tasks answered, by task type.", ["type"], registry=self.registry
+        )
+        self.trees = Gauge(
+            "oasst_trees",
+            "Message trees by state, counted at scrape time.",
+            ["state"],
+            registry=self.registry,
+        )
+        # Label lookups take a lock and build tuples; on the hot path a dict hit is cheaper.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_duration.labels(method, route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def set_tree_counts(self, counts: dict[str, int]) -> None:
+        """Replace the trees gauge: every known state (0 when empty) plus any other state found."""
+        self.trees.clear()
+        for state, count in ({state.value: 0 for state in TreeState} | counts).items():
+            self.trees.labels(state).set(count)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware timing and counting each HTTP request under its matched route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        # An exception that escapes the app becomes a 500 further out.
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            # The router leaves the matched route in the scope (the same dict we passed down).
+            route = getattr(scope.get("route"), "path_format", None) or UNMATCHED
+            self.metrics.observe_request(method, route, status, time.perf_counter() - start)
+
+
+def install_metrics(app: FastAPI) -> Metrics:
+    """Count requests on `app` and serve GET /metrics (Prometheus text format, no auth)."""
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    async def scrape(request: Request) -> Response:
+        try:
+            async with transaction(request.app.state.sessions) as session:
+                counts = await stats_repository.tree_state_counts(session)
+        except SQLAlchemyError as error:
+            # The other metrics are still worth a scrape; the gauge keeps its last values.
+            log.warning("metrics: cannot count trees: %s", error)
+        else:
+            metrics.set_tree_counts(counts)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_api_route("/metrics", scrape, methods=["GET"], include_in_schema=False)
+    return metrics
+
+
+def _metrics(request: Request) -> Metrics | None:
+    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+    return metrics
+
+
+def record_task_handed_out(request: Request, task_type: str) -> None:
+    """Count a task handed out by POST /tasks/ (does nothing when metrics are off)."""
+    metrics = _metrics(request)
+    if metrics is not None:
+        metrics.tasks_handed_out.labels(task_type).inc()
+
+
+def record_task_answered(request: Request, task_type: str) -> None:
+    """Count an interaction that completed a task of `task_type` (does nothing when metrics are off)."""
+    metrics = _metrics(request)
+    if metrics is not None:
+        metrics.tasks_answered.labels(task_type).inc()

@@ -1,0 +1,68 @@
+"""A tree goes from an initial prompt to ready_for_export through the v1 task protocol alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from oasst.app import create_app
+from oasst.config import Settings, TreeManagerConfig
+from tests.collection.frontend import Frontend
+from tests.conftest import ADMIN_KEY
+
+SMALL_TREES = TreeManagerConfig(
+    goal_tree_size=3,
+    max_tree_depth=2,
+    max_children_count=2,
+    num_reviews_initial_prompt=1,
+    num_reviews_reply=1,
+    num_required_rankings=1,
+    p_lonely_child_extension=0,
+)
+
+
+@pytest.fixture
+def frontend(make_settings: Callable[..., Settings]) -> Iterator[Frontend]:
+    settings = make_settings(tree_manager=SMALL_TREES)
+    with TestClient(create_app(settings), headers={"X-API-Key": ADMIN_KEY}) as client:
+        yield Frontend(client)
+
+
+def test_prompt_to_ready_for_export(frontend: Frontend) -> None:
+    prompt_task = frontend.task("alice", "initial_prompt")
+    assert prompt_task["type"] == "initial_prompt" and prompt_task["hint"] is None
+    assert frontend.reply("alice", prompt_task, "What is the capital of France?").json()["type"] == "task_done"
+
+    review = frontend.task("bob", "label_initial_prompt")
+    root_id = review["message_id"]
+    assert review["conversation"]["messages"][0]["text"] == "What is the capital of France?"
+    assert frontend.tree_state(root_id) == "initial_prompt_review"
+    assert frontend.label("bob", review, quality=1.0).status_code == 200
+    assert frontend.tree_state(root_id) == "prompt_lottery_waiting"
+
+    answers = {"carol": "Paris.", "dave": "It is Paris, on the Seine."}
+    for who, text in answers.items():
+        task = frontend.task(who, "assistant_reply")  # the lottery moves the tree to growing first
+        assert [m["text"] for m in task["conversation"]["messages"]] == ["What is the capital of France?"]
+        assert frontend.reply(who, task, text).status_code == 200
+    assert frontend.tree_state(root_id) == "growing"
+    # Both reply slots are taken: nobody gets a third assistant reply on this tree.
+    assert frontend.request("erin", "assistant_reply").status_code == 503
+
+    for reviewer in ("erin", "frank"):
+        task = frontend.task(reviewer, "label_assistant_reply")
+        assert task["reply"] in answers.values()
+        assert frontend.label(reviewer, task, quality=0.8).status_code == 200
+    assert frontend.tree_state(root_id) == "ranking"
+
+    ranking = frontend.task("bob", "rank_assistant_replies")
+    texts = [m["text"] for m in ranking["reply_messages"]]
+    best_first = [texts.index("It is Paris, on the Seine."), texts.index("Paris.")]
+    assert frontend.rank("bob", ranking, best_first).status_code == 200
+    assert frontend.tree_state(root_id) == "ready_for_export"
+
+    children = frontend.client.get(f"/api/v1/messages/{root_id}/children").json()
+    ranks = {m["text"]: m["rank"] for m in children}
+    assert ranks == {"It is Paris, on the Seine.": 0, "Paris.": 1}
