@@ -37,9 +37,9 @@ def _worker() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> str:
-    """A PostgreSQL database for this test worker, migrated once."""
-    name = f"oasst_test_{_worker()}"
+def postgres_template() -> Iterator[str]:
+    """A PostgreSQL database of its own for this test process, migrated once and dropped at the end."""
+    name = f"oasst_test_{_worker()}_{os.getpid()}"
     try:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -48,7 +48,9 @@ def postgres_template() -> str:
         missing_service("PostgreSQL", error)
     url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
     upgrade(url)
-    return url
+    yield url
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

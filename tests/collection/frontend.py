@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi.testclient import TestClient
-from httpx import Response
+from httpx import Client, Response
 
 
 def user(name: str) -> dict[str, str]:
@@ -14,10 +13,11 @@ def user(name: str) -> dict[str, str]:
 
 
 class Frontend:
-    """Thin helpers over a TestClient: every call returns the raw response for the test to check."""
+    """Thin helpers over an HTTP client (a TestClient or a real one): every call returns the raw response for the test to check."""
 
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self, client: Client) -> None:
         self.client = client
+        self.acks: dict[str, str] = {}
 
     def request(self, who: str, kind: str = "random", lang: str = "en") -> Response:
         return self.client.post("/api/v1/tasks/", json={"type": kind, "user": user(who), "lang": lang})
@@ -28,7 +28,10 @@ class Frontend:
         return response.json()
 
     def ack(self, task: dict[str, Any]) -> str:
-        frontend_id = f"ack-{uuid.uuid4()}"
+        """Ack once per task, with a fresh frontend id; later calls reuse it."""
+        if task["id"] in self.acks:
+            return self.acks[task["id"]]
+        frontend_id = self.acks[task["id"]] = f"ack-{uuid.uuid4()}"
         response = self.client.post(f"/api/v1/tasks/{task['id']}/ack", json={"message_id": frontend_id})
         assert response.status_code == 204, response.text
         return frontend_id
