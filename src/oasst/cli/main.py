@@ -16,3 +16,7 @@ app.command("serve")(serve.serve)
 app.command("contribute")(contribute.contribute)
 app.add_typer(db.app, name="db")
 app.add_typer(api_client.app, name="api-client")
+
+
+if __name__ == "__main__":
+    app()

@@ -285,10 +285,12 @@ class Snapshot:
 
 async def snapshot(session: AsyncSession, lang: str, user_id: uuid.UUID, settings: Settings) -> Snapshot:
     now = utcnow()
+    since = now - timedelta(seconds=settings.tree_manager.recent_tasks_span_sec)
+    # Open tasks first: a task stops being open in the same commit that adds its answer to the counts, so
+    # reading reservations before counts can only over-reserve, never hand out a slot twice.
+    tasks = await repository.open_tasks(session, lang, since, now)
     trees = {t.message_tree_id: t for t in await repository.active_trees(session, lang)}
     messages = await repository.live_messages(session, list(trees))
-    since = now - timedelta(seconds=settings.tree_manager.recent_tasks_span_sec)
-    tasks = await repository.open_tasks(session, lang, since, now)
     footprint = await repository.user_footprint(session, user_id, [m.id for m in messages])
     return Snapshot(trees, messages, tasks, footprint)
 
