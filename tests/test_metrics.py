@@ -1,4 +1,4 @@
-"""Prometheus metrics: requests by route template, task counters, trees by state, and /metrics switched off."""
+"""Prometheus metrics: requests by route template, task counters, trees by state, switched off."""
 
 from __future__ import annotations
 

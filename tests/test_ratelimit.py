@@ -10,17 +10,14 @@ from contextlib import ExitStack
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from conftest import REDIS_URL, missing_service
 from oasst.app import create_app
-from oasst.collection.ratelimits import check_task_request
 from oasst.config import Settings
-from oasst.protocol import collection as wire
 from oasst.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from tests.conftest import REDIS_URL, missing_service
 
 
 @pytest.fixture
@@ -46,8 +43,12 @@ async def _redis_or_skip() -> Redis:
     return client
 
 
+async def _keys(client: Redis, pattern: str) -> list[bytes]:
+    return [key async for key in client.scan_iter(match=pattern)]
+
+
 async def _delete_keys(client: Redis, pattern: str) -> None:
-    keys = [key async for key in client.scan_iter(match=pattern)]
+    keys = await _keys(client, pattern)
     if keys:
         await client.delete(*keys)
 
@@ -159,19 +160,7 @@ async def test_redis_limiter_fails_open_when_redis_is_down(caplog: pytest.LogCap
 
 # --- POST /tasks/ windows ------------------------------------------------------------------------------
 
-TASKS_PATH = "/test/tasks"
-
-
-def _app_with_task_route(settings: Settings) -> FastAPI:
-    """The real app (lifespan, error handler) with a stand-in for POST /tasks/ that only counts."""
-    app = create_app(settings)
-
-    async def request_task(request: Request, body: wire.TaskRequest) -> dict[str, str]:
-        await check_task_request(request, body)
-        return {"type": body.type.value}
-
-    app.add_api_route(TASKS_PATH, request_task, methods=["POST"])
-    return app
+TASKS_PATH = "/api/v1/tasks/"
 
 
 def _user(user_id: str = "u1") -> dict[str, str]:
@@ -198,7 +187,7 @@ def limited_client(make_settings: Callable[..., Settings]) -> Iterator[Callable[
         def start(**overrides: Any) -> TestClient:
             api_key = f"ratelimit-test-{uuid.uuid4().hex}"
             settings = make_settings(bootstrap_api_key=api_key, **_limits(**overrides))
-            client = TestClient(_app_with_task_route(settings), headers={"X-API-Key": api_key})
+            client = TestClient(create_app(settings), headers={"X-API-Key": api_key})
             return stack.enter_context(client)
 
         yield start
@@ -216,26 +205,26 @@ def _assert_too_many(response: Any, seconds: int) -> None:
 def test_user_window(limited_client: Callable[..., TestClient]) -> None:
     client = limited_client(rate_limit_task_user_times=2, rate_limit_task_user_minutes=4)
     for _ in range(2):
-        assert client.post(TASKS_PATH, json={"type": "random", "user": _user()}).status_code == 200
+        assert client.post(TASKS_PATH, json={"type": "random", "user": _user()}).status_code != 429
     _assert_too_many(client.post(TASKS_PATH, json={"type": "random", "user": _user()}), 240)
     # Another user of the same client has a window of their own.
-    assert client.post(TASKS_PATH, json={"type": "random", "user": _user("u2")}).status_code == 200
+    assert client.post(TASKS_PATH, json={"type": "random", "user": _user("u2")}).status_code != 429
 
 
 def test_user_is_the_oasst_user_header_when_given(limited_client: Callable[..., TestClient]) -> None:
     client = limited_client(rate_limit_task_user_times=1)
     headers = {"x-oasst-user": "local:same"}
-    assert client.post(TASKS_PATH, json={"user": _user("a")}, headers=headers).status_code == 200
+    assert client.post(TASKS_PATH, json={"user": _user("a")}, headers=headers).status_code != 429
     _assert_too_many(client.post(TASKS_PATH, json={"user": _user("b")}, headers=headers), 240)
 
 
 def test_api_client_window_counts_requests_without_a_user(limited_client: Callable[..., TestClient]) -> None:
     client = limited_client(rate_limit_task_api_times=2, rate_limit_task_api_minutes=1)
     for _ in range(2):
-        assert client.post(TASKS_PATH, json={"type": "random"}).status_code == 200
+        assert client.post(TASKS_PATH, json={"type": "random"}).status_code != 429
     _assert_too_many(client.post(TASKS_PATH, json={"type": "random"}), 60)
     # Requests for a user are limited per user, not per client.
-    assert client.post(TASKS_PATH, json={"type": "random", "user": _user()}).status_code == 200
+    assert client.post(TASKS_PATH, json={"type": "random", "user": _user()}).status_code != 429
 
 
 @pytest.mark.parametrize(
@@ -247,22 +236,22 @@ def test_explicit_reply_windows(
     client = limited_client(
         **{f"rate_limit_{setting}_user_times": 1, f"rate_limit_{setting}_user_minutes": 2}
     )
-    assert client.post(TASKS_PATH, json={"type": task_type, "user": _user()}).status_code == 200
+    assert client.post(TASKS_PATH, json={"type": task_type, "user": _user()}).status_code != 429
     _assert_too_many(client.post(TASKS_PATH, json={"type": task_type, "user": _user()}), 120)
     # Other task types, and other users, are not held back by this window.
-    assert client.post(TASKS_PATH, json={"type": "random", "user": _user()}).status_code == 200
-    assert client.post(TASKS_PATH, json={"type": task_type, "user": _user("u2")}).status_code == 200
+    assert client.post(TASKS_PATH, json={"type": "random", "user": _user()}).status_code != 429
+    assert client.post(TASKS_PATH, json={"type": task_type, "user": _user("u2")}).status_code != 429
     # Without a user the reply windows do not apply.
-    assert client.post(TASKS_PATH, json={"type": task_type}).status_code == 200
-    assert client.post(TASKS_PATH, json={"type": task_type}).status_code == 200
+    assert client.post(TASKS_PATH, json={"type": task_type}).status_code != 429
+    assert client.post(TASKS_PATH, json={"type": task_type}).status_code != 429
 
 
 def test_rate_limit_false_switches_every_window_off(limited_client: Callable[..., TestClient]) -> None:
     client = limited_client(rate_limit=False, rate_limit_task_user_times=1, rate_limit_task_api_times=1)
     assert client.app.state.rate_limiter is None
     for _ in range(3):
-        assert client.post(TASKS_PATH, json={"user": _user()}).status_code == 200
-        assert client.post(TASKS_PATH, json={}).status_code == 200
+        assert client.post(TASKS_PATH, json={"user": _user()}).status_code != 429
+        assert client.post(TASKS_PATH, json={}).status_code != 429
 
 
 def test_windows_live_in_memory_without_redis(limited_client: Callable[..., TestClient]) -> None:
@@ -288,8 +277,12 @@ def test_windows_live_in_redis_when_configured(limited_client: Callable[..., Tes
     limiter: RateLimiter = client.app.state.rate_limiter
     assert isinstance(limiter, RedisRateLimiter)
     try:
-        assert client.post(TASKS_PATH, json={"user": _user(user_id)}).status_code == 200
+        assert client.post(TASKS_PATH, json={"user": _user(user_id)}).status_code != 429
         _assert_too_many(client.post(TASKS_PATH, json={"user": _user(user_id)}), 240)
+        keys = client.portal.call(_keys, client.app.state.redis, f"oasst:ratelimit:*{user_id}")
+        assert len(keys) == 1
+        # The key of the API client is stored hashed, never as the usable key.
+        assert client.headers["x-api-key"].encode() not in keys[0]
     finally:
         redis: Redis = client.app.state.redis
         client.portal.call(_delete_keys, redis, f"oasst:ratelimit:*{user_id}")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -16,6 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oasst.collection.stats import repository as stats_repository
@@ -29,10 +33,38 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 UNMATCHED = "<unmatched>"
 
 
+class RouteTemplates:
+    """The full template of a matched route, e.g. /api/v1/tasks/{task_id}/ack.
+
+    FastAPI leaves the route as declared in its router in the scope, without the prefixes of the routers
+    that include it; the app's route table knows the full path. It is read once, on first use.
+    """
+
+    def __init__(self, routes: Callable[[], Sequence[BaseRoute]]) -> None:
+        self._routes = routes
+        self._templates: dict[int, str] = {}
+
+    def __call__(self, route: Any) -> str:
+        if route is None:
+            return UNMATCHED
+        template = self._templates.get(id(route))
+        if template is None:
+            templates = {
+                id(context.original_route): context.path_format
+                for context in iter_route_contexts(self._routes())
+                if context.path_format
+            }
+            # A route missing from the table (a mount, say) keeps its own template; remembered either way.
+            template = templates.get(id(route)) or getattr(route, "path_format", None) or UNMATCHED
+            self._templates = templates | self._templates | {id(route): template}
+        return template
+
+
 class Metrics:
     """The collectors of one app, in a registry of its own (several apps in one process never clash)."""
 
-    def __init__(self) -> None:
+    def __init__(self, routes: Callable[[], Sequence[BaseRoute]] = list) -> None:
+        self.route_template = RouteTemplates(routes)
         self.registry = CollectorRegistry()
         self.http_requests = Counter(
             "oasst_http_requests",
@@ -106,13 +138,13 @@ class MetricsMiddleware:
         finally:
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             # The router leaves the matched route in the scope (the same dict we passed down).
-            route = getattr(scope.get("route"), "path_format", None) or UNMATCHED
+            route = self.metrics.route_template(scope.get("route"))
             self.metrics.observe_request(method, route, status, time.perf_counter() - start)
 
 
 def install_metrics(app: FastAPI) -> Metrics:
     """Count requests on `app` and serve GET /metrics (Prometheus text format, no auth)."""
-    metrics = Metrics()
+    metrics = Metrics(lambda: app.routes)
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

@@ -13,7 +13,7 @@ def user(name: str) -> dict[str, str]:
 
 
 class Frontend:
-    """Thin helpers over an HTTP client (a TestClient or a real one): every call returns the raw response for the test to check."""
+    """Thin helpers over an HTTP client (a TestClient or a real one); most return the raw response."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -69,7 +69,12 @@ class Frontend:
         frontend_id = self.ack(task)
         return self.client.post(
             "/api/v1/tasks/interaction",
-            json={"type": "message_ranking", "user": user(who), "message_id": frontend_id, "ranking": ranking},
+            json={
+                "type": "message_ranking",
+                "user": user(who),
+                "message_id": frontend_id,
+                "ranking": ranking,
+            },
         )
 
     def tree_state(self, message_id: str) -> str:

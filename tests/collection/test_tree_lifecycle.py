@@ -33,7 +33,9 @@ def frontend(make_settings: Callable[..., Settings]) -> Iterator[Frontend]:
 def test_prompt_to_ready_for_export(frontend: Frontend) -> None:
     prompt_task = frontend.task("alice", "initial_prompt")
     assert prompt_task["type"] == "initial_prompt" and prompt_task["hint"] is None
-    assert frontend.reply("alice", prompt_task, "What is the capital of France?").json()["type"] == "task_done"
+    assert (
+        frontend.reply("alice", prompt_task, "What is the capital of France?").json()["type"] == "task_done"
+    )
 
     review = frontend.task("bob", "label_initial_prompt")
     root_id = review["message_id"]
@@ -64,5 +66,11 @@ def test_prompt_to_ready_for_export(frontend: Frontend) -> None:
     assert frontend.tree_state(root_id) == "ready_for_export"
 
     children = frontend.client.get(f"/api/v1/messages/{root_id}/children").json()
+    assert all(m["created_date"].endswith("+00:00") for m in children)  # upstream's offset form, not "Z"
     ranks = {m["text"]: m["rank"] for m in children}
     assert ranks == {"It is Paris, on the Seine.": 0, "Paris.": 1}
+
+    metrics = frontend.client.get("/metrics").text
+    assert 'oasst_tasks_handed_out_total{type="assistant_reply"} 2.0' in metrics
+    assert 'oasst_tasks_answered_total{type="label_assistant_reply"} 2.0' in metrics
+    assert 'oasst_trees{state="ready_for_export"} 1.0' in metrics

@@ -54,8 +54,10 @@ def contribute(
 
     import httpx
     from rich.console import Console
+    from rich.markup import escape
 
     from oasst.client import CollectionClient, OasstApiError
+    from oasst.client.autoplay import make_users
     from oasst.protocol.collection import TaskRequestType, User
 
     try:
@@ -69,9 +71,8 @@ def contribute(
         with CollectionClient(server, api_key) as client:
             if auto:
                 rng = random.Random(seed)
-                summary = run_auto(
-                    console, client, make_users(users, rng, user_id), auto, requested, lang, rng
-                )
+                players = make_users(users, rng, prefix=user_id or "autoplay")
+                summary = run_auto(console, client, players, auto, requested, lang, rng)
                 print_summary(console, summary)
                 if summary.failed:
                     raise typer.Exit(1)
@@ -80,35 +81,37 @@ def contribute(
                 user = User(id=name, display_name=display_name or name, auth_method="local")
                 interactive(console, client, user, requested, lang)
     except httpx.TransportError as error:
-        console.print(f"[red]Cannot reach {server}: {error}[/red]")
+        console.print(f"[red]Cannot reach {escape(server)}: {escape(str(error))}[/red]")
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("Interrupted.")
+        raise typer.Exit(130) from None
     except OasstApiError as error:
         console.print(
-            f"[red]The server refused: {error.message} (HTTP {error.status}, code {error.error_code})[/red]"
+            f"[red]The server refused: {escape(error.message)}[/red] "
+            f"(HTTP {error.status}, code {error.error_code})"
         )
         raise typer.Exit(1) from None
 
 
-def make_users(count: int, rng: random.Random, prefix: str | None) -> list[User]:
-    from oasst.client.autoplay import make_users as generate
-
-    return generate(count, rng, prefix or "autoplay")
-
-
 def register(console: Console, client: CollectionClient, user: User) -> None:
     """Upsert `user` with the terms of service accepted, as the upstream frontends do."""
+    from rich.markup import escape
+
     from oasst.client import OasstApiError
     from oasst.protocol.collection import CreateFrontendUserRequest
 
-    request = CreateFrontendUserRequest(**user.model_dump(), tos_acceptance=True)
     try:
-        client.upsert_user(request)
+        client.upsert_user(CreateFrontendUserRequest(**user.model_dump(), tos_acceptance=True))
     except OasstApiError as error:
-        # Recording the acceptance needs a trusted key; the server may not require it, so go on and let the
-        # task request say whether it does.
+        # Recording the acceptance needs a trusted key. The server may not require it: register the user
+        # without it and let the task request say whether it does. A bad key fails here again.
         if error.status != 403:
             raise
-        console.print(f"[yellow]Could not record terms acceptance for {user.id}: {error.message}[/yellow]")
+        client.upsert_user(CreateFrontendUserRequest(**user.model_dump()))
+        console.print(
+            f"[yellow]Terms acceptance not recorded for {escape(user.id)}: {escape(error.message)}[/yellow]"
+        )
 
 
 # --- interactive --------------------------------------------------------------------------------------
@@ -126,12 +129,15 @@ def interactive(
     console: Console, client: CollectionClient, user: User, requested: TaskRequestType, lang: str
 ) -> None:
     """Fetch, show, answer, send; again and again until the person quits or no task is left."""
+    from rich.markup import escape
+
     from oasst.client import OasstApiError
     from oasst.client.autoplay import frontend_message_id
 
     register(console, client, user)
     console.print(
-        f"Hello [bold]{user.display_name}[/bold]. Type [bold]s[/bold] to skip a task, [bold]q[/bold] to quit."
+        f"Hello [bold]{escape(user.display_name)}[/bold]. "
+        "Answer [bold]s[/bold] to skip a task, [bold]q[/bold] to quit."
     )
     done = 0
     while True:
@@ -140,7 +146,7 @@ def interactive(
         except OasstApiError as error:
             if error.error_code != NO_TASK_AVAILABLE:
                 raise
-            console.print(f"No task available right now: {error.message}")
+            console.print(f"No task available right now: {escape(error.message)}")
             break
         client.ack_task(task.id, frontend_message_id(task))
         try:
@@ -154,7 +160,7 @@ def interactive(
         try:
             client.post_interaction(interaction)
         except OasstApiError as error:
-            console.print(f"[red]Not accepted: {error.message} (code {error.error_code})[/red]")
+            console.print(f"[red]Not accepted: {escape(error.message)} (code {error.error_code})[/red]")
             continue
         done += 1
         console.print("[green]Thank you![/green]")
@@ -162,9 +168,11 @@ def interactive(
 
 
 def ask(console: Console, prompt: str) -> str:
-    """One line of input; `q` or end of input quits, `s` skips."""
+    """One line of input after the plain-text `prompt`; `q` or end of input quits, `s` skips."""
+    from rich.markup import escape
+
     try:
-        line = console.input(prompt).strip()
+        line = console.input(escape(prompt)).strip()
     except EOFError:
         raise _Quit from None
     if line == "q":
@@ -188,6 +196,7 @@ def read_answer(console: Console, task: AnyTask, user: User, lang: str) -> AnyIn
     """Show `task` and turn what the person types into its interaction."""
     import uuid
 
+    from rich.markup import escape
     from rich.rule import Rule
 
     from oasst.client import autoplay
@@ -204,7 +213,7 @@ def read_answer(console: Console, task: AnyTask, user: User, lang: str) -> AnyIn
             console.print("Reply as the [magenta]prompter[/magenta]: the user talking to the assistant.")
         hint = getattr(task, "hint", None)
         if hint:
-            console.print(f"Hint: {hint}")
+            console.print(f"Hint: {escape(hint)}")
         text = ""
         while not text:
             text = ask(console, "> ")
@@ -225,10 +234,9 @@ def read_ranking(console: Console, task: RankTask) -> list[int]:
     texts = [message.text for message in task.reply_messages] or task.replies
     for number, text in enumerate(texts, 1):
         console.print(Panel(Text(text), title=f"Reply {number}", title_align="left", border_style="yellow"))
+    example = " ".join(str(number) for number in range(1, len(texts) + 1))
     while True:
-        line = ask(
-            console, f"Order the replies, best first (e.g. {' '.join(map(str, range(1, len(texts) + 1)))}): "
-        )
+        line = ask(console, f"Order the replies, best first (e.g. {example}): ")
         try:
             order = [int(part) - 1 for part in line.replace(",", " ").split()]
         except ValueError:
@@ -305,24 +313,28 @@ def run_auto(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("Contributing", total=total)
-        while summary.total < total:
-            playing = [user for user in users if user.id not in idle | retired]
-            if not playing:
-                break
-            for user in playing:
-                if summary.total >= total:
+        try:
+            while summary.total < total:
+                playing = [user for user in users if user.id not in idle | retired]
+                if not playing:
                     break
-                outcome = play_one(client, user, requested, lang, rng, summary)
-                if outcome == "done":
-                    idle.clear()
-                    errors_in_a_row[user.id] = 0
-                elif outcome == "no_work":
-                    idle.add(user.id)
-                else:
-                    errors_in_a_row[user.id] += 1
-                    if errors_in_a_row[user.id] >= MAX_CONSECUTIVE_ERRORS:
-                        retired.add(user.id)
-                progress.update(bar, completed=summary.total)
+                for user in playing:
+                    if summary.total >= total:
+                        break
+                    outcome = play_one(client, user, requested, lang, rng, summary)
+                    if outcome == "done":
+                        idle.clear()
+                        errors_in_a_row[user.id] = 0
+                    elif outcome == "no_work":
+                        idle.add(user.id)
+                    else:
+                        errors_in_a_row[user.id] += 1
+                        if errors_in_a_row[user.id] >= MAX_CONSECUTIVE_ERRORS:
+                            retired.add(user.id)
+                    progress.update(bar, completed=summary.total)
+        except KeyboardInterrupt:
+            summary.stopped = "interrupted"
+            return summary
     if summary.total >= total:
         summary.stopped = f"all {total} tasks done"
     elif len(retired) == len(users):

@@ -7,11 +7,15 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 # Frontend ids and names are free text upstream; we bound them so nothing unbounded reaches the database.
 FrontendId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 DisplayName = Annotated[str, StringConstraints(max_length=256)]
+# Upstream writes datetimes with an explicit offset (`+00:00`), not pydantic v2's `Z`.
+Timestamp = Annotated[
+    datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json")
+]
 
 
 class WireModel(BaseModel):
@@ -112,12 +116,12 @@ class FrontEndUser(User):
     enabled: bool
     deleted: bool
     notes: str
-    created_date: datetime | None = None
+    created_date: Timestamp | None = None
     show_on_leaderboard: bool
     streak_days: int | None = None
-    streak_last_day_date: datetime | None = None
-    last_activity_date: datetime | None = None
-    tos_acceptance_date: datetime | None = None
+    streak_last_day_date: Timestamp | None = None
+    last_activity_date: Timestamp | None = None
+    tos_acceptance_date: Timestamp | None = None
 
 
 class CreateFrontendUserRequest(User):
@@ -146,7 +150,7 @@ class Conversation(WireModel):
 
 class Message(ConversationMessage):
     parent_id: UUID | None = None
-    created_date: datetime | None = None
+    created_date: Timestamp | None = None
     review_result: bool | None = None
     review_count: int | None = None
     deleted: bool | None = None

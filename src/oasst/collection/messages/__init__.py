@@ -1,1 +1,1 @@
-"""Messages: reading trees and threads, emoji reactions, free labels and reports."""
+"""Messages: reading single messages, listings, threads and trees; emoji reactions."""

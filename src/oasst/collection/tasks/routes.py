@@ -9,7 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, Response
 
 from oasst.collection.deps import ApiClientDep, FrontendIdentityDep, SessionDep, SettingsDep
+from oasst.collection.ratelimits import check_task_request
 from oasst.collection.tasks import service
+from oasst.metrics import record_task_answered, record_task_handed_out
 from oasst.protocol import collection as wire
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -24,7 +26,10 @@ def _rng(request: Request) -> random.Random:
 async def request_task(
     body: wire.TaskRequest, request: Request, session: SessionDep, client: ApiClientDep, settings: SettingsDep
 ) -> service.AnyTaskModel:
-    return await service.request_task(session, client, settings, body, _rng(request))
+    await check_task_request(request, body)
+    task = await service.request_task(session, client, settings, body, _rng(request))
+    record_task_handed_out(request, task.type)
+    return task
 
 
 @router.post("/availability")
@@ -67,7 +72,10 @@ async def tasks_interaction(
     client: ApiClientDep,
     settings: SettingsDep,
 ) -> wire.TaskDone:
-    return await service.interaction(session, client, settings, body, _rng(request))
+    done, task_type = await service.interaction(session, client, settings, body, _rng(request))
+    if task_type is not None:
+        record_task_answered(request, task_type)
+    return done
 
 
 @router.post("/close", response_model=wire.TaskDone)

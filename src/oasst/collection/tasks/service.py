@@ -366,12 +366,15 @@ async def interaction(
     settings: Settings,
     body: wire.TextReplyToMessage | wire.MessageRating | wire.MessageRanking | wire.TextLabels,
     rng: random.Random,
-) -> wire.TaskDone:
-    """Store the answer to a task; a replay of the same answer is acknowledged without a second write."""
+) -> tuple[wire.TaskDone, str | None]:
+    """Store the answer to a task, and say which type of task it finished (None: free labels, a replay).
+
+    A replay of the same answer is acknowledged without a second write.
+    """
     user = await users.get_active(session, client, body.user, settings)
     if isinstance(body, wire.TextLabels) and body.task_id is None:
         await labels_service.store_free_labels(session, client, user, body)
-        return wire.TaskDone()
+        return wire.TaskDone(), None
     if isinstance(body, wire.TextLabels):
         task = _check_live(await repository.by_id(session, client.id, body.task_id))  # type: ignore[arg-type]
         if not task.ack:
@@ -384,7 +387,7 @@ async def interaction(
     if not task.collective and not await repository.finish(session, task.id, digest):
         await session.refresh(task)
         if task.interaction_digest == digest:
-            return wire.TaskDone()
+            return wire.TaskDone(), None
         raise OasstError("Task already done", ErrorCode.TASK_ALREADY_DONE)
 
     if isinstance(body, wire.TextReplyToMessage):
@@ -397,7 +400,7 @@ async def interaction(
         raise OasstError("Task does not take a rating", ErrorCode.TASK_PAYLOAD_TYPE_MISMATCH)
     _update_streak(user)
     await session.flush()
-    return wire.TaskDone()
+    return wire.TaskDone(), str(task.payload["type"])
 
 
 def _update_streak(user: User) -> None:
