@@ -17,11 +17,11 @@ def async_url(url: str) -> str:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
-    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
 def sync_url(url: str) -> str:
-    """The blocking driver URL (Alembic, bulk CLI work) for the same database."""
+    """The blocking driver URL (Alembic, bulk CLI work, tests) for the same database."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
