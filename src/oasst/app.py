@@ -18,6 +18,7 @@ from oasst.config import Settings
 from oasst.db.session import create_engine, sessionmaker, transaction
 from oasst.errors import OasstError
 from oasst.health import check as check_health
+from oasst.jobs.scheduler import Scheduler
 from oasst.metrics import install_metrics
 from oasst.ratelimit import build_rate_limiter
 
@@ -40,9 +41,14 @@ def create_app(settings: Settings) -> FastAPI:
             Redis.from_url(settings.redis_url, socket_connect_timeout=5) if settings.redis_url else None
         )
         app.state.rate_limiter = build_rate_limiter(settings, app.state.redis)
+        app.state.scheduler = Scheduler(app.state.sessions, settings) if settings.jobs_enabled else None
+        if app.state.scheduler is not None:
+            app.state.scheduler.start()
         try:
             yield
         finally:
+            if app.state.scheduler is not None:
+                await app.state.scheduler.stop()
             if app.state.rate_limiter is not None:
                 await app.state.rate_limiter.aclose()
             if app.state.redis is not None:
@@ -59,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.rng = random.Random()
+    app.state.api_clients = auth_service.ClientCache()
 
     @app.exception_handler(OasstError)
     async def _oasst_error(_request: Request, exc: OasstError) -> JSONResponse:

@@ -21,7 +21,7 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -33,12 +33,13 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 async def _api_client(
+    request: Request,
     session: SessionDep,
     x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
     api_key: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> ApiClient:
     # The query value wins when both are given, as upstream.
-    return await auth_service.authenticate(session, api_key or x_api_key)
+    return await auth_service.authenticate(session, api_key or x_api_key, request.app.state.api_clients)
 
 
 async def _trusted_client(client: Annotated[ApiClient, Depends(_api_client)]) -> ApiClient:
@@ -59,7 +60,7 @@ class FrontendIdentity:
     username: str
 
 
-def _frontend_identity(
+async def _frontend_identity(
     x_oasst_user: Annotated[str | None, Header(include_in_schema=False)] = None,
     oasst_user: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> FrontendIdentity | None:

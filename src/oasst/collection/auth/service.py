@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,13 +64,43 @@ async def ensure_bootstrap_client(session: AsyncSession, api_key: str) -> ApiCli
     return new.client
 
 
-async def authenticate(session: AsyncSession, api_key: str | None) -> ApiClient:
+class ClientCache:
+    """Recently authenticated clients, so a busy frontend costs no lookup per request.
+
+    An entry lives `ttl` seconds: disabling a client or changing its trust takes effect within that time.
+    """
+
+    def __init__(self, ttl: float = 10.0) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, ApiClient]] = {}
+
+    def get(self, key_hash: str) -> ApiClient | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, client: ApiClient) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[key_hash] = (time.monotonic() + self.ttl, client)
+
+
+async def authenticate(
+    session: AsyncSession, api_key: str | None, cache: ClientCache | None = None
+) -> ApiClient:
     """The enabled client owning `api_key`, or the spec's 403/2."""
     if not api_key:
         raise not_authorized()
     key_hash = hash_key(api_key)
+    cached = cache.get(key_hash) if cache is not None else None
+    if cached is not None:
+        return cached
     client = await repository.by_key_hash(session, key_hash)
     # The lookup is by hash, so timing reveals nothing of the key; the compare keeps it explicit.
     if client is None or not client.enabled or not hmac.compare_digest(client.api_key_hash, key_hash):
         raise not_authorized()
+    if cache is not None:
+        session.expunge(client)  # read-only from here on, shared by later requests
+        cache.put(key_hash, client)
     return client

@@ -19,7 +19,7 @@ from oasst.collection.trees import service as trees
 from oasst.collection.trees.repository import ActiveMessage
 from oasst.collection.trees.service import LABEL_TASKS, RANK_TASKS, REPLY_STATES, Pools
 from oasst.collection.users import service as users
-from oasst.config import Settings
+from oasst.config import Settings, TreeManagerConfig
 from oasst.db.base import utcnow
 from oasst.db.models import ApiClient, Journal, Message, MessageReaction, Task, TextLabels, User
 from oasst.errors import OasstError
@@ -94,7 +94,6 @@ async def availability(
 ) -> dict[str, int]:
     """How many tasks of each type `user` could get in `lang` (runs the lottery for at most one tree)."""
     row = await users.get_active(session, client, user, settings)
-    await trees_repository.lock_language(session, lang)
     return (await _pools(session, row, lang, settings, rng, lottery=1)).availability()
 
 
@@ -109,8 +108,6 @@ async def request_task(
     user = await users.get_active(session, client, request.user, settings)
     lang = request.lang or "en"
     config = settings.tree_manager
-    # One hand-out per language at a time: the pools below are then exact, and so are the limits.
-    await trees_repository.lock_language(session, lang)
     since = utcnow() - timedelta(seconds=config.recent_tasks_span_sec)
     if (
         await trees_repository.pending_task_count(session, user.id, since)
@@ -118,8 +115,111 @@ async def request_task(
     ):
         raise OasstError("User has too many pending tasks.", ErrorCode.TASK_TOO_MANY_PENDING)
     pools = await _pools(session, user, lang, settings, rng, lottery=2)
-    kind = _choose(request.type, pools, rng)
-    task, parent = await _build(session, kind, pools, user, settings, rng)
+    attempts = 0
+    for family, role in _families(request.type, pools, rng):
+        for candidate in _candidates(family, role, pools, config, rng)[:MAX_CLAIMS]:
+            attempts += 1
+            if await trees.claim(session, family, candidate, lang, settings, wait=attempts == 1):
+                return await _store_task(
+                    session, client, user, request, lang, family, candidate, settings, rng
+                )
+    raise _not_available(request.type.value)
+
+
+# How many candidates of one kind a request tries to claim before it gives up on that kind.
+MAX_CLAIMS = 5
+# Request type -> (family of pool, role of the message the task is about).
+FAMILIES: dict[str, tuple[str, str | None]] = {
+    "rank_prompter_replies": ("rank", "assistant"),
+    "rank_assistant_replies": ("rank", "prompter"),
+    "label_assistant_reply": ("label_reply", "assistant"),
+    "label_prompter_reply": ("label_reply", "prompter"),
+    "label_initial_prompt": ("label_prompt", None),
+    "prompter_reply": ("reply", "assistant"),
+    "assistant_reply": ("reply", "prompter"),
+    "initial_prompt": ("prompt", None),
+}
+
+
+def _families(requested: TaskRequestType, pools: Pools, rng: random.Random) -> list[tuple[str, str | None]]:
+    """The kinds of task to try, in order: the requested one, or for `random` a weighted draw of the rest."""
+    if requested != TaskRequestType.random:
+        if pools.availability().get(requested.value, 0) <= 0:
+            raise _not_available(requested.value)
+        return [FAMILIES[requested.value]]
+    available = {
+        "rank": bool(pools.rankable_parents),
+        "label_reply": bool(pools.replies_to_review),
+        "label_prompt": bool(pools.prompts_to_review),
+        "reply": bool(pools.extendible_parents) and pools.missing_replies > 0,
+        "prompt": pools.new_prompts > 0,
+    }
+    order: list[tuple[str, str | None]] = []
+    kinds = [kind for kind, ok in available.items() if ok]
+    while kinds:
+        kind = rng.choices(kinds, weights=[RANDOM_WEIGHTS[k] for k in kinds])[0]
+        kinds.remove(kind)
+        order.append((kind, None))
+    return order
+
+
+def _candidates(
+    family: str, role: str | None, pools: Pools, config: TreeManagerConfig, rng: random.Random
+) -> list[ActiveMessage | None]:
+    """The messages a task of this kind could be about, in the order to try them (None: a new prompt)."""
+    if family == "prompt":
+        return [None]
+    pool = {
+        "rank": pools.rankable_parents,
+        "label_reply": pools.replies_to_review,
+        "label_prompt": pools.prompts_to_review,
+        "reply": pools.extendible_parents,
+    }[family]
+    candidates: list[ActiveMessage | None] = [m for m in pool if role in (None, m.role)]
+    rng.shuffle(candidates)
+    if family == "reply":
+        lonely = [m for m in pools.lonely_parents if role in (None, m.role)]
+        if (
+            lonely
+            and config.lonely_children_count > 1
+            and config.p_lonely_child_extension > 0
+            and rng.random() < config.p_lonely_child_extension
+        ):
+            first = rng.choice(lonely)
+            candidates.remove(first)
+            candidates.insert(0, first)
+    return candidates
+
+
+async def _store_task(
+    session: AsyncSession,
+    client: ApiClient,
+    user: User,
+    request: wire.TaskRequest,
+    lang: str,
+    family: str,
+    candidate: ActiveMessage | None,
+    settings: Settings,
+    rng: random.Random,
+) -> AnyTaskModel:
+    """Build the task about the claimed message and store its row."""
+    parent = await _load(session, candidate) if candidate is not None else None
+    task: AnyTaskModel
+    if parent is None:
+        task = wire.InitialPromptTask()
+    elif family == "rank":
+        task = await _ranking_task(session, parent, user, settings, rng)
+    elif family in ("label_reply", "label_prompt"):
+        random_request = request.type == TaskRequestType.random
+        task = await _label_task(session, parent, user, settings, rng, random_request=random_request)
+    else:
+        conversation = await messages_service.conversation(
+            session, await messages_repository.thread(session, parent), user.id
+        )
+        if parent.role == "assistant":
+            task = wire.PrompterReplyTask(conversation=conversation)
+        else:
+            task = wire.AssistantReplyTask(conversation=conversation)
     now = utcnow()
     session.add(
         Task(
@@ -140,71 +240,6 @@ async def request_task(
     )
     await session.flush()
     return task
-
-
-def _choose(requested: TaskRequestType, pools: Pools, rng: random.Random) -> str:
-    """The kind of task to build: drawn by weight for `random`, else the requested one if available."""
-    if requested != TaskRequestType.random:
-        if pools.availability().get(requested.value, 0) <= 0:
-            raise _not_available(requested.value)
-        return requested.value
-    options = {
-        "rank": pools.rankable_parents,
-        "label_reply": pools.replies_to_review,
-        "label_prompt": pools.prompts_to_review,
-        "reply": pools.extendible_parents if pools.missing_replies > 0 else [],
-        "prompt": [None] if pools.new_prompts > 0 else [],
-    }
-    kinds = [kind for kind, pool in options.items() if pool]
-    if not kinds:
-        raise _not_available(requested.value)
-    return rng.choices(kinds, weights=[RANDOM_WEIGHTS[k] for k in kinds])[0]
-
-
-async def _build(
-    session: AsyncSession,
-    kind: str,
-    pools: Pools,
-    user: User,
-    settings: Settings,
-    rng: random.Random,
-) -> tuple[AnyTaskModel, Message | None]:
-    config = settings.tree_manager
-    if kind in ("rank", "rank_prompter_replies", "rank_assistant_replies"):
-        role = {"rank_prompter_replies": "assistant", "rank_assistant_replies": "prompter"}.get(kind)
-        parent = await _load(
-            session, rng.choice([m for m in pools.rankable_parents if role in (None, m.role)])
-        )
-        return await _ranking_task(session, parent, user, settings, rng), parent
-    if kind in ("label_reply", "label_assistant_reply", "label_prompter_reply"):
-        role = {"label_assistant_reply": "assistant", "label_prompter_reply": "prompter"}.get(kind)
-        message = await _load(
-            session, rng.choice([m for m in pools.replies_to_review if role in (None, m.role)])
-        )
-        return await _label_task(
-            session, message, user, settings, rng, random_request=kind == "label_reply"
-        ), message
-    if kind in ("label_prompt", "label_initial_prompt"):
-        message = await _load(session, rng.choice(pools.prompts_to_review))
-        return await _label_task(session, message, user, settings, rng, random_request=False), message
-    if kind in ("reply", "prompter_reply", "assistant_reply"):
-        role = {"prompter_reply": "assistant", "assistant_reply": "prompter"}.get(kind)
-        lonely = [m for m in pools.lonely_parents if role in (None, m.role)]
-        candidates = [m for m in pools.extendible_parents if role in (None, m.role)]
-        use_lonely = (
-            lonely
-            and config.lonely_children_count > 1
-            and config.p_lonely_child_extension > 0
-            and rng.random() < config.p_lonely_child_extension
-        )
-        parent = await _load(session, rng.choice(lonely if use_lonely else candidates))
-        conversation = await messages_service.conversation(
-            session, await messages_repository.thread(session, parent), user.id
-        )
-        if parent.role == "assistant":
-            return wire.PrompterReplyTask(conversation=conversation), parent
-        return wire.AssistantReplyTask(conversation=conversation), parent
-    return wire.InitialPromptTask(), None
 
 
 async def _load(session: AsyncSession, candidate: ActiveMessage) -> Message:

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oasst.db.models import (
@@ -28,20 +39,17 @@ def _is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-async def lock_language(session: AsyncSession, lang: str) -> None:
-    """Serialise task hand-out per language for the rest of the transaction.
-
-    On PostgreSQL this is an advisory lock; SQLite runs one transaction at a time already.
-    """
-    if _is_postgres(session):
-        key = zlib.crc32(f"oasst:lang:{lang}".encode())
-        await session.execute(select(func.pg_advisory_xact_lock(key)))
-
-
 async def lock_tree(session: AsyncSession, tree_id: uuid.UUID) -> MessageTreeState | None:
     """The tree's state row, locked until commit so that its transitions never race."""
+    return await read_tree(session, tree_id, lock=_is_postgres(session))
+
+
+async def read_tree(
+    session: AsyncSession, tree_id: uuid.UUID, *, lock: bool = False
+) -> MessageTreeState | None:
+    """The tree's state row as the database has it now."""
     stmt = select(MessageTreeState).where(MessageTreeState.message_tree_id == tree_id)
-    if _is_postgres(session):
+    if lock:
         stmt = stmt.with_for_update()
     return (await session.scalars(stmt.execution_options(populate_existing=True))).one_or_none()
 
@@ -64,57 +72,70 @@ class ActiveMessage:
     emojis: dict[str, int]
 
 
+ACTIVE_COLUMNS = (
+    Message.id,
+    Message.parent_id,
+    Message.message_tree_id,
+    Message.user_id,
+    Message.role,
+    Message.lang,
+    Message.depth,
+    Message.review_count,
+    Message.review_result,
+    Message.synthetic,
+    Message.ranking_count,
+    Message.emojis,
+)
+
+
+def _active(row: Any) -> ActiveMessage:
+    return ActiveMessage(
+        id=row.id,
+        parent_id=row.parent_id,
+        tree_id=row.message_tree_id,
+        user_id=row.user_id,
+        role=row.role,
+        lang=row.lang,
+        depth=row.depth,
+        review_count=row.review_count,
+        review_result=row.review_result,
+        synthetic=row.synthetic,
+        ranking_count=row.ranking_count,
+        emojis=row.emojis or {},
+    )
+
+
 ACTIVE_STATES = (TreeState.initial_prompt_review, TreeState.growing, TreeState.ranking)
+
+
+def _active_tree_ids(lang: str) -> Select[uuid.UUID]:
+    """The ids of a language's trees in which work is handed out, as a subquery.
+
+    Queries filter by this subquery rather than by a list of ids, so their SQL text never changes and the
+    database driver reuses its prepared statements.
+    """
+    return select(MessageTreeState.message_tree_id).where(
+        MessageTreeState.active.is_(True),
+        MessageTreeState.lang == lang,
+        MessageTreeState.state.in_([s.value for s in ACTIVE_STATES]),
+    )
 
 
 async def active_trees(session: AsyncSession, lang: str) -> list[MessageTreeState]:
     rows = await session.scalars(
-        select(MessageTreeState).where(
-            MessageTreeState.active.is_(True),
-            MessageTreeState.lang == lang,
-            MessageTreeState.state.in_([s.value for s in ACTIVE_STATES]),
-        )
+        select(MessageTreeState).where(MessageTreeState.message_tree_id.in_(_active_tree_ids(lang)))
     )
     return list(rows)
 
 
-async def live_messages(session: AsyncSession, tree_ids: list[uuid.UUID]) -> list[ActiveMessage]:
-    """Every non-deleted message of the given trees."""
-    if not tree_ids:
-        return []
+async def live_messages(session: AsyncSession, lang: str) -> list[ActiveMessage]:
+    """Every non-deleted message of the language's active trees."""
     rows = await session.execute(
-        select(
-            Message.id,
-            Message.parent_id,
-            Message.message_tree_id,
-            Message.user_id,
-            Message.role,
-            Message.lang,
-            Message.depth,
-            Message.review_count,
-            Message.review_result,
-            Message.synthetic,
-            Message.ranking_count,
-            Message.emojis,
-        ).where(Message.message_tree_id.in_(tree_ids), Message.deleted.is_(False))
-    )
-    return [
-        ActiveMessage(
-            id=row.id,
-            parent_id=row.parent_id,
-            tree_id=row.message_tree_id,
-            user_id=row.user_id,
-            role=row.role,
-            lang=row.lang,
-            depth=row.depth,
-            review_count=row.review_count,
-            review_result=row.review_result,
-            synthetic=row.synthetic,
-            ranking_count=row.ranking_count,
-            emojis=row.emojis or {},
+        select(*ACTIVE_COLUMNS).where(
+            Message.message_tree_id.in_(_active_tree_ids(lang)), Message.deleted.is_(False)
         )
-        for row in rows
-    ]
+    )
+    return [_active(row) for row in rows]
 
 
 @dataclass(slots=True)
@@ -158,44 +179,38 @@ class UserFootprint:
     ranked: set[uuid.UUID]
 
 
-async def user_footprint(
-    session: AsyncSession, user_id: uuid.UUID, message_ids: list[uuid.UUID]
-) -> UserFootprint:
-    footprint = UserFootprint(skips={}, labelled=set(), replied_to=set(), ranked=set())
-    if not message_ids:
-        return footprint
-    emojis = await session.execute(
-        select(MessageEmoji.message_id, MessageEmoji.emoji).where(
+async def user_footprint(session: AsyncSession, user_id: uuid.UUID, lang: str) -> UserFootprint:
+    """The user's skips, task labels, replies and rankings in the language's active trees, in one query."""
+    trees = _active_tree_ids(lang)
+    in_trees = select(Message.id).where(Message.message_tree_id.in_(trees))
+    query: CompoundSelect[str, uuid.UUID] = union_all(
+        select(MessageEmoji.emoji, MessageEmoji.message_id).where(
             MessageEmoji.user_id == user_id,
-            MessageEmoji.message_id.in_(message_ids),
-            MessageEmoji.emoji.like("\\_skip%", escape="\\"),
-        )
+            MessageEmoji.emoji.in_(["_skip_reply", "_skip_labeling", "_skip_ranking"]),
+            MessageEmoji.message_id.in_(in_trees),
+        ),
+        select(literal("labelled"), TextLabels.message_id).where(
+            TextLabels.user_id == user_id,
+            TextLabels.task_id.is_not(None),
+            TextLabels.message_id.in_(in_trees),
+        ),
+        select(literal("replied"), Message.parent_id).where(
+            Message.user_id == user_id,
+            Message.deleted.is_(False),
+            Message.parent_id.is_not(None),
+            Message.message_tree_id.in_(trees),
+        ),
+        select(literal("ranked"), MessageReaction.message_id).where(
+            MessageReaction.user_id == user_id, MessageReaction.message_id.in_(in_trees)
+        ),
     )
-    for message_id, emoji in emojis:
-        footprint.skips.setdefault(message_id, set()).add(emoji)
-    footprint.labelled = set(
-        await session.scalars(
-            select(TextLabels.message_id).where(
-                TextLabels.user_id == user_id,
-                TextLabels.task_id.is_not(None),
-                TextLabels.message_id.in_(message_ids),
-            )
-        )
-    )
-    footprint.replied_to = set(
-        await session.scalars(
-            select(Message.parent_id).where(
-                Message.user_id == user_id, Message.deleted.is_(False), Message.parent_id.in_(message_ids)
-            )
-        )
-    )
-    footprint.ranked = set(
-        await session.scalars(
-            select(MessageReaction.message_id).where(
-                MessageReaction.user_id == user_id, MessageReaction.message_id.in_(message_ids)
-            )
-        )
-    )
+    footprint = UserFootprint(skips={}, labelled=set(), replied_to=set(), ranked=set())
+    targets = {"labelled": footprint.labelled, "replied": footprint.replied_to, "ranked": footprint.ranked}
+    for kind, message_id in await session.execute(query):
+        if kind in targets:
+            targets[kind].add(message_id)
+        else:
+            footprint.skips.setdefault(message_id, set()).add(kind)
     return footprint
 
 
@@ -292,3 +307,68 @@ async def delete_subtree(session: AsyncSession, root_id: uuid.UUID, tree_id: uui
         frontier = [child for parent in frontier for child in children.get(parent, [])]
         doomed.extend(frontier)
     await session.execute(update(Message).where(Message.id.in_(doomed)).values(deleted=True))
+
+
+async def lock(session: AsyncSession, kind: str, key: uuid.UUID | str, *, wait: bool = True) -> bool:
+    """Take an advisory lock on one slot (a message, a tree, a language's prompts) until commit.
+
+    With `wait=False` it gives up at once if another transaction holds it (False): callers that may take
+    several such locks use that, so two of them can never wait for each other. SQLite runs one transaction at
+    a time and needs none.
+    """
+    if not _is_postgres(session):
+        return True
+    digest = hashlib.blake2b(f"oasst:{kind}:{key}".encode(), digest_size=8).digest()
+    number = int.from_bytes(digest, "big", signed=True)
+    if wait:
+        await session.execute(select(func.pg_advisory_xact_lock(number)))
+        return True
+    return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(number))))
+
+
+def _open(since: datetime, now: datetime, payload_types: tuple[str, ...]) -> ColumnElement[bool]:
+    return and_(
+        Task.payload_type.in_(payload_types),
+        Task.created_date > since,
+        Task.done.is_(False),
+        Task.skipped.is_(False),
+        or_(Task.expiry_date.is_(None), Task.expiry_date > now),
+    )
+
+
+async def open_on_parent(
+    session: AsyncSession,
+    parent_id: uuid.UUID,
+    payload_types: tuple[str, ...],
+    since: datetime,
+    now: datetime,
+) -> int:
+    """Open tasks of the given types on one parent message."""
+    count = await session.scalar(
+        select(func.count()).where(Task.parent_message_id == parent_id, _open(since, now, payload_types))
+    )
+    return int(count or 0)
+
+
+async def open_in_tree(
+    session: AsyncSession, tree_id: uuid.UUID, payload_types: tuple[str, ...], since: datetime, now: datetime
+) -> int:
+    count = await session.scalar(
+        select(func.count()).where(Task.message_tree_id == tree_id, _open(since, now, payload_types))
+    )
+    return int(count or 0)
+
+
+async def open_prompts(session: AsyncSession, lang: str, since: datetime, now: datetime) -> int:
+    count = await session.scalar(
+        select(func.count()).where(Task.lang == lang, _open(since, now, ("InitialPromptPayload",)))
+    )
+    return int(count or 0)
+
+
+async def fresh_messages(session: AsyncSession, tree_id: uuid.UUID) -> list[ActiveMessage]:
+    """The live messages of one tree, read now (not from the snapshot)."""
+    rows = await session.execute(
+        select(*ACTIVE_COLUMNS).where(Message.message_tree_id == tree_id, Message.deleted.is_(False))
+    )
+    return [_active(row) for row in rows]

@@ -188,8 +188,13 @@ async def run_lottery(
     counts = await repository.count_states(session, lang)
     missing_growing = max(0, config.max_active_trees - counts.get(TreeState.growing, 0))
     activated = 0
-    if missing_growing > 0 and max_activate > 0:
-        candidates = await repository.lottery_candidates(session, lang)
+    wanted = missing_growing > 0 and max_activate > 0
+    candidates = await repository.lottery_candidates(session, lang) if wanted else []
+    if candidates:
+        # One lottery per language at a time, counting again under the lock: never too many growing trees.
+        await repository.lock(session, "lottery", lang)
+        counts = await repository.count_states(session, lang)
+        missing_growing = max(0, config.max_active_trees - counts.get(TreeState.growing, 0))
         weights = await repository.monthly_first_ranks(session, list({a for _, a in candidates}))
         while candidates and activated < min(missing_growing, max_activate):
             authors = sorted({author for _, author in candidates}, key=str)
@@ -202,9 +207,16 @@ async def run_lottery(
             tree.won_prompt_lottery_date = tree.won_prompt_lottery_date or utcnow()
             await enter_state(session, tree, TreeState.growing, config, rng)
             activated += 1
-        missing_growing -= activated
+    counts[TreeState.growing] = counts.get(TreeState.growing, 0) + activated
+    counts[TreeState.prompt_lottery_waiting] = counts.get(TreeState.prompt_lottery_waiting, 0) - activated
+    return prompt_room(lang, counts, config)
+
+
+def prompt_room(lang: str, counts: dict[str, int], config: TreeManagerConfig) -> int:
+    """How many new initial prompts the language takes, given its trees by state."""
     if lang in config.init_prompt_disabled_langs_list:
         return 0
+    missing_growing = max(0, config.max_active_trees - counts.get(TreeState.growing, 0))
     review_room = max(0, config.max_initial_prompt_review - counts.get(TreeState.initial_prompt_review, 0))
     lottery_room = max(0, config.max_prompt_lottery_waiting - counts.get(TreeState.prompt_lottery_waiting, 0))
     return min(missing_growing + review_room, lottery_room)
@@ -290,8 +302,9 @@ async def snapshot(session: AsyncSession, lang: str, user_id: uuid.UUID, setting
     # reading reservations before counts can only over-reserve, never hand out a slot twice.
     tasks = await repository.open_tasks(session, lang, since, now)
     trees = {t.message_tree_id: t for t in await repository.active_trees(session, lang)}
-    messages = await repository.live_messages(session, list(trees))
-    footprint = await repository.user_footprint(session, user_id, [m.id for m in messages])
+    # A tree created after the query above (a new prompt just committed) waits for the next request.
+    messages = [m for m in await repository.live_messages(session, lang) if m.tree_id in trees]
+    footprint = await repository.user_footprint(session, user_id, lang)
     return Snapshot(trees, messages, tasks, footprint)
 
 
@@ -331,12 +344,7 @@ def compute_pools(
     def mine(m: ActiveMessage) -> bool:
         return m.user_id == user_id
 
-    def counted(m: ActiveMessage) -> bool:
-        return m.review_result is True or (
-            m.review_result is None and m.review_count < config.num_reviews_reply
-        )
-
-    tree_counted: Counter[uuid.UUID] = Counter(m.tree_id for m in snap.messages if counted(m))
+    tree_counted: Counter[uuid.UUID] = Counter(m.tree_id for m in snap.messages if _counted(m, config))
 
     for m in snap.messages:
         tree = snap.trees[m.tree_id]
@@ -371,7 +379,7 @@ def compute_pools(
             and (settings.debug_allow_duplicate_tasks or m.id not in fp.replied_to)
             and tree_counted[m.tree_id] + open_replies_by_tree[m.tree_id] < tree.goal_tree_size
         ):
-            live_children = [c for c in children.get(m.id, []) if counted(c)]
+            live_children = [c for c in children.get(m.id, []) if _counted(c, config)]
             limit = config.num_prompter_replies if m.role == "assistant" else tree.max_children_count
             if len(live_children) < min(limit, tree.max_children_count):
                 pools.extendible_parents.append(m)
@@ -408,3 +416,76 @@ def _kind(payload_type: str) -> str:
     if payload_type in RANK_TASKS:
         return "rank"
     return "reply"
+
+
+# --- claiming a slot ---------------------------------------------------------------------------------------
+
+
+async def claim(
+    session: AsyncSession,
+    family: str,
+    candidate: ActiveMessage | None,
+    lang: str,
+    settings: Settings,
+    *,
+    wait: bool,
+) -> bool:
+    """Lock the slot a task would take and check, on fresh data, that it is still free.
+
+    Hand-out reads its snapshot without locks; only this check is serialised, per message or tree, so the
+    limits hold exactly while different slots are handed out in parallel. Open tasks are read before the
+    counts they will add to (see `snapshot`), so a concurrent answer can only make the check stricter.
+    """
+    config = settings.tree_manager
+    now = utcnow()
+    since = now - timedelta(seconds=config.recent_tasks_span_sec)
+    if candidate is None:  # a new initial prompt
+        if not await repository.lock(session, "prompts", lang, wait=wait):
+            return False
+        open_prompts = await repository.open_prompts(session, lang, since, now)
+        counts = await repository.count_states(session, lang)
+        return open_prompts < prompt_room(lang, counts, config)
+    kinds = {"reply": REPLY_TASKS, "rank": RANK_TASKS}.get(family, LABEL_TASKS)
+    # A reply takes a place in the tree as well as under its parent.
+    slot = ("tree", candidate.tree_id) if family == "reply" else ("message", candidate.id)
+    if not await repository.lock(session, *slot, wait=wait):
+        return False
+    open_here = await repository.open_on_parent(session, candidate.id, kinds, since, now)
+    open_tree = await repository.open_in_tree(session, candidate.tree_id, kinds, since, now)
+    tree = await repository.read_tree(session, candidate.tree_id)
+    messages = await repository.fresh_messages(session, candidate.tree_id)
+    target = next((m for m in messages if m.id == candidate.id), None)
+    if tree is None or not tree.active or target is None:
+        return False
+    if family == "reply":
+        counted = [m for m in messages if _counted(m, config)]
+        children = sum(1 for m in counted if m.parent_id == target.id)
+        limit = config.num_prompter_replies if target.role == "assistant" else tree.max_children_count
+        return (
+            tree.state == TreeState.growing
+            and target.review_result is True
+            and open_here == 0
+            and children < min(limit, tree.max_children_count)
+            and len(counted) + open_tree < tree.goal_tree_size
+        )
+    if family == "rank":
+        kids = [
+            m
+            for m in messages
+            if m.parent_id == target.id
+            and m.review_result is True
+            and (m.role == "assistant" or config.rank_prompter_replies)
+        ]
+        done = min((k.ranking_count for k in kids), default=0)
+        return (
+            tree.state == TreeState.ranking
+            and len(kids) > 1
+            and done + open_here < config.num_required_rankings
+        )
+    needed = config.num_reviews_initial_prompt if target.parent_id is None else config.num_reviews_reply
+    return target.review_result is not True and target.review_count + open_here < needed
+
+
+def _counted(m: ActiveMessage, config: TreeManagerConfig) -> bool:
+    """A message that takes a place in its tree: accepted, or still under review."""
+    return m.review_result is True or (m.review_result is None and m.review_count < config.num_reviews_reply)
