@@ -203,23 +203,26 @@ async def _store_task(
     rng: random.Random,
 ) -> AnyTaskModel:
     """Build the task about the claimed message and store its row."""
-    parent = await _load(session, candidate) if candidate is not None else None
     task: AnyTaskModel
-    if parent is None:
+    parent: Message | None = None
+    if candidate is None:
         task = wire.InitialPromptTask()
-    elif family == "rank":
-        task = await _ranking_task(session, parent, user, settings, rng)
-    elif family in ("label_reply", "label_prompt"):
-        random_request = request.type == TaskRequestType.random
-        task = await _label_task(session, parent, user, settings, rng, random_request=random_request)
     else:
-        conversation = await messages_service.conversation(
-            session, await messages_repository.thread(session, parent), user.id
-        )
-        if parent.role == "assistant":
-            task = wire.PrompterReplyTask(conversation=conversation)
+        tree = {m.id: m for m in await trees_repository.tree_messages(session, candidate.tree_id)}
+        parent = tree[candidate.id]
+        if family == "rank":
+            task = await _ranking_task(session, parent, tree, user, settings, rng)
+        elif family in ("label_reply", "label_prompt"):
+            random_request = request.type == TaskRequestType.random
+            task = await _label_task(
+                session, parent, tree, user, settings, rng, random_request=random_request
+            )
         else:
-            task = wire.AssistantReplyTask(conversation=conversation)
+            (conversation,) = await _conversations(session, user, _thread(tree, parent))
+            if parent.role == "assistant":
+                task = wire.PrompterReplyTask(conversation=conversation)
+            else:
+                task = wire.AssistantReplyTask(conversation=conversation)
     now = utcnow()
     session.add(
         Task(
@@ -242,38 +245,58 @@ async def _store_task(
     return task
 
 
-async def _load(session: AsyncSession, candidate: ActiveMessage) -> Message:
-    message = await session.get(Message, candidate.id)
-    assert message is not None
-    return message
+def _thread(tree: dict[uuid.UUID, Message], message: Message) -> list[Message]:
+    """The messages from the root down to `message`, root first."""
+    chain = [message]
+    while chain[-1].parent_id is not None and chain[-1].parent_id in tree:
+        chain.append(tree[chain[-1].parent_id])
+    return chain[::-1]
+
+
+async def _conversations(
+    session: AsyncSession, user: User, *groups: list[Message]
+) -> list[wire.Conversation]:
+    """Conversations of several groups of messages as `user` sees them, with one query for their emojis."""
+    emojis = await messages_repository.user_emojis(session, (m.id for g in groups for m in g), user.id)
+    return [
+        wire.Conversation(
+            messages=[
+                messages_service.to_conversation_message(m, viewer_id=user.id, user_emojis=emojis.get(m.id))
+                for m in group
+            ]
+        )
+        for group in groups
+    ]
 
 
 async def _ranking_task(
-    session: AsyncSession, parent: Message, user: User, settings: Settings, rng: random.Random
+    session: AsyncSession,
+    parent: Message,
+    tree: dict[uuid.UUID, Message],
+    user: User,
+    settings: Settings,
+    rng: random.Random,
 ) -> wire.RankPrompterRepliesTask | wire.RankAssistantRepliesTask:
     config = settings.tree_manager
-    tree = await messages_repository.thread(session, parent)
-    siblings = await trees_repository.tree_messages(session, parent.message_tree_id)
     kids = [
         m
-        for m in siblings
+        for m in tree.values()
         if m.parent_id == parent.id
         and not m.deleted
         and m.review_result is True
         and (m.role == "assistant" or config.rank_prompter_replies)
     ]
     rng.shuffle(kids)
-    conversation = await messages_service.conversation(session, tree, user.id)
-    replies = (await messages_service.conversation(session, kids, user.id)).messages
+    conversation, shown = await _conversations(session, user, _thread(tree, parent), kids)
     reveal = all(k.synthetic for k in kids)
     if not reveal:
-        for reply in replies:
+        for reply in shown.messages:
             reply.synthetic = None
     cls = wire.RankPrompterRepliesTask if parent.role == "assistant" else wire.RankAssistantRepliesTask
     return cls(
         conversation=conversation,
         replies=[k.text for k in kids],
-        reply_messages=replies,
+        reply_messages=shown.messages,
         message_tree_id=parent.message_tree_id,
         ranking_parent_id=parent.id,
         reveal_synthetic=reveal,
@@ -283,6 +306,7 @@ async def _ranking_task(
 async def _label_task(
     session: AsyncSession,
     message: Message,
+    tree: dict[uuid.UUID, Message],
     user: User,
     settings: Settings,
     rng: random.Random,
@@ -290,9 +314,7 @@ async def _label_task(
     random_request: bool,
 ) -> wire.LabelInitialPromptTask | wire.LabelAssistantReplyTask | wire.LabelPrompterReplyTask:
     config = settings.tree_manager
-    conversation = await messages_service.conversation(
-        session, await messages_repository.thread(session, message), user.id
-    )
+    (conversation,) = await _conversations(session, user, _thread(tree, message))
     if message.parent_id is None:
         full_labels, mandatory = config.labels_initial_prompt, config.mandatory_labels_initial_prompt
         simple = rng.random() > config.p_full_labeling_review_prompt
@@ -608,6 +630,8 @@ async def _store_review(
         )
     )
     await session.flush()
+    # The tree first, then its messages: the order every writer of a tree takes its locks in.
+    await trees_repository.lock_tree(session, message.message_tree_id)
     await repository.bump(session, [message.id], "review_count")
     await trees.on_review(session, message, settings, rng)
 

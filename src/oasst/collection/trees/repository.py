@@ -336,27 +336,23 @@ def _open(since: datetime, now: datetime, payload_types: tuple[str, ...]) -> Col
     )
 
 
-async def open_on_parent(
+async def open_counts(
     session: AsyncSession,
     parent_id: uuid.UUID,
+    tree_id: uuid.UUID,
     payload_types: tuple[str, ...],
     since: datetime,
     now: datetime,
-) -> int:
-    """Open tasks of the given types on one parent message."""
-    count = await session.scalar(
-        select(func.count()).where(Task.parent_message_id == parent_id, _open(since, now, payload_types))
-    )
-    return int(count or 0)
-
-
-async def open_in_tree(
-    session: AsyncSession, tree_id: uuid.UUID, payload_types: tuple[str, ...], since: datetime, now: datetime
-) -> int:
-    count = await session.scalar(
-        select(func.count()).where(Task.message_tree_id == tree_id, _open(since, now, payload_types))
-    )
-    return int(count or 0)
+) -> tuple[int, int]:
+    """Open tasks of the given types on one parent message, and in its whole tree."""
+    row = (
+        await session.execute(
+            select(func.count().filter(Task.parent_message_id == parent_id), func.count()).where(
+                Task.message_tree_id == tree_id, _open(since, now, payload_types)
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 async def open_prompts(session: AsyncSession, lang: str, since: datetime, now: datetime) -> int:

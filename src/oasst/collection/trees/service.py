@@ -450,8 +450,9 @@ async def claim(
     slot = ("tree", candidate.tree_id) if family == "reply" else ("message", candidate.id)
     if not await repository.lock(session, *slot, wait=wait):
         return False
-    open_here = await repository.open_on_parent(session, candidate.id, kinds, since, now)
-    open_tree = await repository.open_in_tree(session, candidate.tree_id, kinds, since, now)
+    open_here, open_tree = await repository.open_counts(
+        session, candidate.id, candidate.tree_id, kinds, since, now
+    )
     tree = await repository.read_tree(session, candidate.tree_id)
     messages = await repository.fresh_messages(session, candidate.tree_id)
     target = next((m for m in messages if m.id == candidate.id), None)
