@@ -5,32 +5,38 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oasst.db.models import Message, Task
 
+# Every ack and interaction runs these: built once with bind parameters.
+_BY_ID = select(Task).where(Task.id == bindparam("task_id"), Task.api_client_id == bindparam("client_id"))
+_BY_FRONTEND_ID = (
+    select(Task)
+    .where(Task.api_client_id == bindparam("client_id"), Task.frontend_message_id == bindparam("frontend_id"))
+    .order_by(Task.created_date.desc())
+    .limit(1)
+)
+_FINISH = (
+    update(Task)
+    .where(Task.id == bindparam("task_id"), Task.done.is_(False), Task.skipped.is_(False))
+    .values(done=True, interaction_digest=bindparam("digest"))
+    .execution_options(synchronize_session=False)
+)
+
 
 async def by_id(session: AsyncSession, api_client_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
-    return await session.scalar(select(Task).where(Task.id == task_id, Task.api_client_id == api_client_id))
+    return await session.scalar(_BY_ID, {"task_id": task_id, "client_id": api_client_id})
 
 
 async def by_frontend_id(session: AsyncSession, api_client_id: uuid.UUID, frontend_id: str) -> Task | None:
-    return await session.scalar(
-        select(Task)
-        .where(Task.api_client_id == api_client_id, Task.frontend_message_id == frontend_id)
-        .order_by(Task.created_date.desc())
-        .limit(1)
-    )
+    return await session.scalar(_BY_FRONTEND_ID, {"client_id": api_client_id, "frontend_id": frontend_id})
 
 
 async def finish(session: AsyncSession, task_id: uuid.UUID, digest: str) -> bool:
     """Mark a task done unless someone else just did; True if this call finished it."""
-    result = await session.execute(
-        update(Task)
-        .where(Task.id == task_id, Task.done.is_(False), Task.skipped.is_(False))
-        .values(done=True, interaction_digest=digest)
-    )
+    result = await session.execute(_FINISH, {"task_id": task_id, "digest": digest})
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

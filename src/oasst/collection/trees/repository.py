@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -9,10 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
+    BindParameter,
     CompoundSelect,
     Select,
+    String,
+    Uuid,
     and_,
+    bindparam,
     func,
     literal,
     or_,
@@ -22,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oasst.db.base import UTCDateTime
 from oasst.db.models import (
     Message,
     MessageEmoji,
@@ -48,10 +53,8 @@ async def read_tree(
     session: AsyncSession, tree_id: uuid.UUID, *, lock: bool = False
 ) -> MessageTreeState | None:
     """The tree's state row as the database has it now."""
-    stmt = select(MessageTreeState).where(MessageTreeState.message_tree_id == tree_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    return (await session.scalars(stmt.execution_options(populate_existing=True))).one_or_none()
+    stmt = _TREE_FOR_UPDATE if lock else _TREE
+    return (await session.scalars(stmt, {"tree_id": tree_id})).one_or_none()
 
 
 @dataclass(slots=True)
@@ -107,35 +110,89 @@ def _active(row: Any) -> ActiveMessage:
 
 ACTIVE_STATES = (TreeState.initial_prompt_review, TreeState.growing, TreeState.ranking)
 
-
-def _active_tree_ids(lang: str) -> Select[uuid.UUID]:
-    """The ids of a language's trees in which work is handed out, as a subquery.
-
-    Queries filter by this subquery rather than by a list of ids, so their SQL text never changes and the
-    database driver reuses its prepared statements.
-    """
-    return select(MessageTreeState.message_tree_id).where(
-        MessageTreeState.active.is_(True),
-        MessageTreeState.lang == lang,
-        MessageTreeState.state.in_([s.value for s in ACTIVE_STATES]),
+# The hand-out path runs these on every request: they are built once with bind parameters, so SQLAlchemy
+# neither rebuilds nor re-keys them and the driver reuses its prepared statements.
+_LANG: BindParameter[str] = bindparam("lang", type_=String())
+_USER: BindParameter[uuid.UUID] = bindparam("user_id", type_=Uuid())
+_SINCE: BindParameter[datetime] = bindparam("since", type_=UTCDateTime())
+_NOW: BindParameter[datetime] = bindparam("now", type_=UTCDateTime())
+# A language's trees in which work is handed out, as a subquery.
+_ACTIVE_TREE_IDS = select(MessageTreeState.message_tree_id).where(
+    MessageTreeState.active.is_(True),
+    MessageTreeState.lang == _LANG,
+    MessageTreeState.state.in_([s.value for s in ACTIVE_STATES]),
+)
+_IN_ACTIVE_TREES = select(Message.id).where(Message.message_tree_id.in_(_ACTIVE_TREE_IDS))
+_ACTIVE_TREES = select(MessageTreeState).where(MessageTreeState.message_tree_id.in_(_ACTIVE_TREE_IDS))
+_LIVE_MESSAGES = select(*ACTIVE_COLUMNS).where(
+    Message.message_tree_id.in_(_ACTIVE_TREE_IDS), Message.deleted.is_(False)
+)
+_UNFINISHED = and_(Task.done.is_(False), Task.skipped.is_(False))
+_OPEN_TASKS = select(Task.payload_type, Task.parent_message_id, Task.message_tree_id, Task.user_id).where(
+    Task.lang == _LANG,
+    Task.created_date > _SINCE,
+    _UNFINISHED,
+    or_(Task.expiry_date.is_(None), Task.expiry_date > _NOW),
+)
+_PENDING = select(func.count()).where(Task.user_id == _USER, Task.created_date > _SINCE, _UNFINISHED)
+_FOOTPRINT: CompoundSelect[str, uuid.UUID] = union_all(
+    select(MessageEmoji.emoji, MessageEmoji.message_id).where(
+        MessageEmoji.user_id == _USER,
+        MessageEmoji.emoji.in_(["_skip_reply", "_skip_labeling", "_skip_ranking"]),
+        MessageEmoji.message_id.in_(_IN_ACTIVE_TREES),
+    ),
+    select(literal("labelled"), TextLabels.message_id).where(
+        TextLabels.user_id == _USER,
+        TextLabels.task_id.is_not(None),
+        TextLabels.message_id.in_(_IN_ACTIVE_TREES),
+    ),
+    select(literal("replied"), Message.parent_id).where(
+        Message.user_id == _USER,
+        Message.deleted.is_(False),
+        Message.parent_id.is_not(None),
+        Message.message_tree_id.in_(_ACTIVE_TREE_IDS),
+    ),
+    select(literal("ranked"), MessageReaction.message_id).where(
+        MessageReaction.user_id == _USER, MessageReaction.message_id.in_(_IN_ACTIVE_TREES)
+    ),
+)
+_STATE_COUNTS = (
+    select(MessageTreeState.state, func.count())
+    .where(MessageTreeState.lang == _LANG)
+    .group_by(MessageTreeState.state)
+)
+_LOTTERY_CANDIDATES = (
+    select(MessageTreeState.message_tree_id, Message.user_id)
+    .join(Message, Message.id == MessageTreeState.message_tree_id)
+    .join(User, User.id == Message.user_id)
+    .where(
+        MessageTreeState.state == TreeState.prompt_lottery_waiting,
+        MessageTreeState.lang == _LANG,
+        Message.review_result.is_(True),
+        Message.deleted.is_(False),
+        User.enabled.is_(True),
+        User.deleted.is_(False),
     )
+)
+_TREE = (
+    select(MessageTreeState)
+    .where(MessageTreeState.message_tree_id == bindparam("tree_id"))
+    .execution_options(populate_existing=True)
+)
+_TREE_FOR_UPDATE = _TREE.with_for_update()
+_TREE_MESSAGES = select(Message).where(Message.message_tree_id == bindparam("tree_id"))
+_TREE_LIVE_MESSAGES = select(*ACTIVE_COLUMNS).where(
+    Message.message_tree_id == bindparam("tree_id"), Message.deleted.is_(False)
+)
 
 
 async def active_trees(session: AsyncSession, lang: str) -> list[MessageTreeState]:
-    rows = await session.scalars(
-        select(MessageTreeState).where(MessageTreeState.message_tree_id.in_(_active_tree_ids(lang)))
-    )
-    return list(rows)
+    return list(await session.scalars(_ACTIVE_TREES, {"lang": lang}))
 
 
 async def live_messages(session: AsyncSession, lang: str) -> list[ActiveMessage]:
     """Every non-deleted message of the language's active trees."""
-    rows = await session.execute(
-        select(*ACTIVE_COLUMNS).where(
-            Message.message_tree_id.in_(_active_tree_ids(lang)), Message.deleted.is_(False)
-        )
-    )
-    return [_active(row) for row in rows]
+    return [_active(row) for row in await session.execute(_LIVE_MESSAGES, {"lang": lang})]
 
 
 @dataclass(slots=True)
@@ -148,25 +205,12 @@ class OpenTask:
 
 async def open_tasks(session: AsyncSession, lang: str, since: datetime, now: datetime) -> list[OpenTask]:
     """Tasks of `lang` handed out since `since` that are neither done nor skipped nor expired."""
-    rows = await session.execute(
-        select(Task.payload_type, Task.parent_message_id, Task.message_tree_id, Task.user_id).where(
-            Task.lang == lang,
-            Task.created_date > since,
-            Task.done.is_(False),
-            Task.skipped.is_(False),
-            or_(Task.expiry_date.is_(None), Task.expiry_date > now),
-        )
-    )
+    rows = await session.execute(_OPEN_TASKS, {"lang": lang, "since": since, "now": now})
     return [OpenTask(*row) for row in rows]
 
 
 async def pending_task_count(session: AsyncSession, user_id: uuid.UUID, since: datetime) -> int:
-    count = await session.scalar(
-        select(func.count()).where(
-            Task.user_id == user_id, Task.created_date > since, Task.done.is_(False), Task.skipped.is_(False)
-        )
-    )
-    return int(count or 0)
+    return int(await session.scalar(_PENDING, {"user_id": user_id, "since": since}) or 0)
 
 
 @dataclass(slots=True)
@@ -181,32 +225,9 @@ class UserFootprint:
 
 async def user_footprint(session: AsyncSession, user_id: uuid.UUID, lang: str) -> UserFootprint:
     """The user's skips, task labels, replies and rankings in the language's active trees, in one query."""
-    trees = _active_tree_ids(lang)
-    in_trees = select(Message.id).where(Message.message_tree_id.in_(trees))
-    query: CompoundSelect[str, uuid.UUID] = union_all(
-        select(MessageEmoji.emoji, MessageEmoji.message_id).where(
-            MessageEmoji.user_id == user_id,
-            MessageEmoji.emoji.in_(["_skip_reply", "_skip_labeling", "_skip_ranking"]),
-            MessageEmoji.message_id.in_(in_trees),
-        ),
-        select(literal("labelled"), TextLabels.message_id).where(
-            TextLabels.user_id == user_id,
-            TextLabels.task_id.is_not(None),
-            TextLabels.message_id.in_(in_trees),
-        ),
-        select(literal("replied"), Message.parent_id).where(
-            Message.user_id == user_id,
-            Message.deleted.is_(False),
-            Message.parent_id.is_not(None),
-            Message.message_tree_id.in_(trees),
-        ),
-        select(literal("ranked"), MessageReaction.message_id).where(
-            MessageReaction.user_id == user_id, MessageReaction.message_id.in_(in_trees)
-        ),
-    )
     footprint = UserFootprint(skips={}, labelled=set(), replied_to=set(), ranked=set())
     targets = {"labelled": footprint.labelled, "replied": footprint.replied_to, "ranked": footprint.ranked}
-    for kind, message_id in await session.execute(query):
+    for kind, message_id in await session.execute(_FOOTPRINT, {"user_id": user_id, "lang": lang}):
         if kind in targets:
             targets[kind].add(message_id)
         else:
@@ -215,29 +236,12 @@ async def user_footprint(session: AsyncSession, user_id: uuid.UUID, lang: str) -
 
 
 async def count_states(session: AsyncSession, lang: str) -> dict[str, int]:
-    rows = await session.execute(
-        select(MessageTreeState.state, func.count())
-        .where(MessageTreeState.lang == lang)
-        .group_by(MessageTreeState.state)
-    )
-    return {state: int(count) for state, count in rows}
+    return {state: int(count) for state, count in await session.execute(_STATE_COUNTS, {"lang": lang})}
 
 
 async def lottery_candidates(session: AsyncSession, lang: str) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """(tree id, author id) of accepted waiting prompts whose authors are enabled."""
-    rows = await session.execute(
-        select(MessageTreeState.message_tree_id, Message.user_id)
-        .join(Message, Message.id == MessageTreeState.message_tree_id)
-        .join(User, User.id == Message.user_id)
-        .where(
-            MessageTreeState.state == TreeState.prompt_lottery_waiting,
-            MessageTreeState.lang == lang,
-            Message.review_result.is_(True),
-            Message.deleted.is_(False),
-            User.enabled.is_(True),
-            User.deleted.is_(False),
-        )
-    )
+    rows = await session.execute(_LOTTERY_CANDIDATES, {"lang": lang})
     return [(tree_id, user_id) for tree_id, user_id in rows if user_id is not None]
 
 
@@ -261,7 +265,7 @@ async def backlog_trees(session: AsyncSession, lang: str, limit: int) -> list[Me
 
 
 async def tree_messages(session: AsyncSession, tree_id: uuid.UUID) -> list[Message]:
-    return list(await session.scalars(select(Message).where(Message.message_tree_id == tree_id)))
+    return list(await session.scalars(_TREE_MESSAGES, {"tree_id": tree_id}))
 
 
 async def done_review_labels(session: AsyncSession, message_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -326,13 +330,15 @@ async def lock(session: AsyncSession, kind: str, key: uuid.UUID | str, *, wait: 
     return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(number))))
 
 
-def _open(since: datetime, now: datetime, payload_types: tuple[str, ...]) -> ColumnElement[bool]:
-    return and_(
+@functools.cache
+def _open_counts(payload_types: tuple[str, ...]) -> Select[int, int]:
+    """Open tasks of some types on one parent, and in its tree (one statement per set of types)."""
+    return select(func.count().filter(Task.parent_message_id == bindparam("parent_id")), func.count()).where(
+        Task.message_tree_id == bindparam("tree_id"),
         Task.payload_type.in_(payload_types),
-        Task.created_date > since,
-        Task.done.is_(False),
-        Task.skipped.is_(False),
-        or_(Task.expiry_date.is_(None), Task.expiry_date > now),
+        Task.created_date > _SINCE,
+        _UNFINISHED,
+        or_(Task.expiry_date.is_(None), Task.expiry_date > _NOW),
     )
 
 
@@ -345,26 +351,17 @@ async def open_counts(
     now: datetime,
 ) -> tuple[int, int]:
     """Open tasks of the given types on one parent message, and in its whole tree."""
-    row = (
-        await session.execute(
-            select(func.count().filter(Task.parent_message_id == parent_id), func.count()).where(
-                Task.message_tree_id == tree_id, _open(since, now, payload_types)
-            )
-        )
-    ).one()
+    params = {"parent_id": parent_id, "tree_id": tree_id, "since": since, "now": now}
+    row = (await session.execute(_open_counts(payload_types), params)).one()
     return int(row[0]), int(row[1])
 
 
 async def open_prompts(session: AsyncSession, lang: str, since: datetime, now: datetime) -> int:
-    count = await session.scalar(
-        select(func.count()).where(Task.lang == lang, _open(since, now, ("InitialPromptPayload",)))
-    )
-    return int(count or 0)
+    """Open initial-prompt tasks of a language."""
+    rows = await session.execute(_OPEN_TASKS, {"lang": lang, "since": since, "now": now})
+    return sum(1 for row in rows if row.payload_type == "InitialPromptPayload")
 
 
 async def fresh_messages(session: AsyncSession, tree_id: uuid.UUID) -> list[ActiveMessage]:
     """The live messages of one tree, read now (not from the snapshot)."""
-    rows = await session.execute(
-        select(*ACTIVE_COLUMNS).where(Message.message_tree_id == tree_id, Message.deleted.is_(False))
-    )
-    return [_active(row) for row in rows]
+    return [_active(row) for row in await session.execute(_TREE_LIVE_MESSAGES, {"tree_id": tree_id})]
