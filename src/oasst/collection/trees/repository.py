@@ -365,3 +365,17 @@ async def open_prompts(session: AsyncSession, lang: str, since: datetime, now: d
 async def fresh_messages(session: AsyncSession, tree_id: uuid.UUID) -> list[ActiveMessage]:
     """The live messages of one tree, read now (not from the snapshot)."""
     return [_active(row) for row in await session.execute(_TREE_LIVE_MESSAGES, {"tree_id": tree_id})]
+
+
+async def root_deleted(session: AsyncSession, tree_id: uuid.UUID) -> bool:
+    return bool(await session.scalar(select(Message.deleted).where(Message.id == tree_id)))
+
+
+async def root_accepted(session: AsyncSession, tree_id: uuid.UUID) -> bool:
+    """Whether the tree's root is live and accepted by its reviews."""
+    found = await session.scalar(
+        select(func.count()).where(
+            Message.id == tree_id, Message.review_result.is_(True), Message.deleted.is_(False)
+        )
+    )
+    return bool(found)

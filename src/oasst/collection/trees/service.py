@@ -178,6 +178,54 @@ async def check_ranking(
     return True
 
 
+# --- moderators' actions -------------------------------------------------------------------------------
+
+
+async def check_lottery(
+    session: AsyncSession, tree: MessageTreeState, config: TreeManagerConfig, rng: random.Random
+) -> bool:
+    """initial_prompt_review -> prompt_lottery_waiting when the root is already accepted."""
+    if tree.state != TreeState.initial_prompt_review:
+        return False
+    if not await repository.root_accepted(session, tree.message_tree_id):
+        return False
+    await enter_state(session, tree, TreeState.prompt_lottery_waiting, config, rng)
+    return True
+
+
+async def resume_tree(
+    session: AsyncSession, tree: MessageTreeState, config: TreeManagerConfig, rng: random.Random
+) -> None:
+    """`halt=false` (§4.2): a waiting prompt stays; a lottery winner grows again; others go back to review."""
+    if tree.state == TreeState.prompt_lottery_waiting:
+        return
+    if tree.won_prompt_lottery_date is not None:
+        await enter_state(session, tree, TreeState.growing, config, rng)
+        await check_growing(session, tree, config, rng)  # and the scoring check once it ranks
+    else:
+        await enter_state(session, tree, TreeState.initial_prompt_review, config, rng)
+        await check_lottery(session, tree, config, rng)
+
+
+async def settle_tree(
+    session: AsyncSession, tree_id: uuid.UUID, config: TreeManagerConfig, rng: random.Random
+) -> None:
+    """After a moderator deleted or undeleted messages of a tree, move it on if that settles something.
+
+    A tree whose root is deleted stops (halted_by_moderator); a growing or ranking tree re-runs its checks,
+    since the messages it was waiting for may just have gone.
+    """
+    tree = await repository.lock_tree(session, tree_id)
+    if tree is None:
+        return
+    if tree.active and await repository.root_deleted(session, tree_id):
+        await enter_state(session, tree, TreeState.halted_by_moderator, config, rng)
+    elif tree.state == TreeState.growing:
+        await check_growing(session, tree, config, rng)
+    elif tree.state == TreeState.ranking:
+        await check_ranking(session, tree, config, rng)
+
+
 # --- the prompt lottery and auto-moderation ---------------------------------------------------------------
 
 
