@@ -1,4 +1,4 @@
-"""Shared fixtures: both database engines, settings built per test, the app behind a test client."""
+"""Shared fixtures: both database engines, per-test settings, the app behind a test client, factories."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from oasst.app import create_app
 from oasst.config import Settings
 from oasst.db.base import Base
 from oasst.db.migrations import upgrade
+from oasst.db.models import ApiClient
+from tests.factories import Factory, make_factory
 
 PG_ADMIN_URL = os.environ.get("OASST_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("OASST_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -106,3 +108,15 @@ def app_client(settings: Settings) -> Iterator[TestClient]:
     """The app for `settings`, lifespan included, called with the trusted bootstrap key."""
     with TestClient(create_app(settings), headers={"X-API-Key": ADMIN_KEY}) as client:
         yield client
+
+
+@pytest.fixture
+def factory(database_url: str, app_client: TestClient) -> Iterator[Factory]:
+    """Rows written straight into the app's database (after its start, which makes the trusted client)."""
+    yield from make_factory(database_url)
+
+
+@pytest.fixture
+def admin(factory: Factory) -> ApiClient:
+    """The trusted client the app was started with (ADMIN_KEY)."""
+    return factory.client_by_key(ADMIN_KEY)

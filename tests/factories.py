@@ -136,6 +136,14 @@ class Factory:
             messages.append(self.message(client, user, messages[-1], **values))
         return messages
 
+    def set_tree_state(self, tree_id: uuid.UUID, state: str) -> None:
+        """Move a tree to an inactive `state` (one that hands out no more work)."""
+        with Session(self.engine) as session:
+            tree = session.get(MessageTreeState, tree_id)
+            assert tree is not None
+            tree.state, tree.active = state, False
+            session.commit()
+
     def rows(self, model: Any, **where: Any) -> list[Any]:
         """Rows of `model` matching `where` (column == value)."""
         with Session(self.engine) as session:

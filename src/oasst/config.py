@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TEXT_LABELS_PROMPT = [
@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     debug: bool = False
     bootstrap_api_key: str | None = Field(None, min_length=8)
+    # Bearer tokens of POST /api/v1/admin/api_client (a JSON list); unlike upstream ("1234"), none by default.
+    root_tokens: list[str] = Field(
+        default_factory=list, validation_alias=AliasChoices("oasst_root_tokens", "root_tokens")
+    )
     log_level: str = "info"
     jobs_enabled: bool = True
 
@@ -128,6 +132,14 @@ class Settings(BaseSettings):
     debug_allow_duplicate_tasks: bool = _upstream(False, "debug_allow_duplicate_tasks")
     debug_ignore_tos_acceptance: bool = _upstream(True, "debug_ignore_tos_acceptance")
     enable_prom_metrics: bool = _upstream(True, "enable_prom_metrics")
+
+    # Periodic jobs (minutes, hours for the streak reset), run in the server process when jobs_enabled.
+    user_stats_interval_day: PositiveInt = _upstream(5, "user_stats_interval_day")
+    user_stats_interval_week: PositiveInt = _upstream(15, "user_stats_interval_week")
+    user_stats_interval_month: PositiveInt = _upstream(60, "user_stats_interval_month")
+    user_stats_interval_total: PositiveInt = _upstream(240, "user_stats_interval_total")
+    user_streak_update_interval: PositiveInt = _upstream(4, "user_streak_update_interval")
+    cached_stats_update_interval: PositiveInt = _upstream(60, "cached_stats_update_interval")
 
     tree_manager: TreeManagerConfig = Field(
         default_factory=TreeManagerConfig,

@@ -7,9 +7,30 @@ from typing import Any
 
 from httpx import Client, Response
 
+from oasst.config import TreeManagerConfig
+
+# Small trees: a prompt and two assistant replies fill one; one review per message, one ranking per tree.
+SMALL_TREES = TreeManagerConfig(
+    goal_tree_size=3,
+    max_tree_depth=2,
+    max_children_count=2,
+    num_reviews_initial_prompt=1,
+    num_reviews_reply=1,
+    num_required_rankings=1,
+    p_lonely_child_extension=0,
+)
+# The tree of `Frontend.grow_tree`: alice's prompt, carol's answer (OTHER) and dave's (BEST, ranked first).
+PROMPT = "What is the capital of France?"
+BEST, OTHER = "It is Paris, on the Seine.", "Paris."
+
 
 def user(name: str) -> dict[str, str]:
     return {"id": name, "display_name": name.title(), "auth_method": "local"}
+
+
+def error(response: Response) -> tuple[int, int]:
+    """An error answer's status and Open-Assistant error code."""
+    return response.status_code, response.json()["error_code"]
 
 
 class Frontend:
@@ -76,6 +97,28 @@ class Frontend:
                 "ranking": ranking,
             },
         )
+
+    def accepted_prompt(self, who: str, text: str) -> str:
+        """A new prompt of `who`, accepted by bob's review (it then waits for the prompt lottery); its id."""
+        assert self.reply(who, self.task(who, "initial_prompt"), text).status_code == 200
+        review = self.task("bob", "label_initial_prompt")
+        assert self.label("bob", review, quality=1.0).status_code == 200
+        return str(review["message_id"])
+
+    def grow_tree(self, **review_labels: float) -> str:
+        """A SMALL_TREES tree driven to ready_for_export; erin and frank review the answers with quality 0.8
+        and `review_labels`, bob ranks BEST first. The root's id."""
+        root_id = self.accepted_prompt("alice", PROMPT)
+        for who, text in (("carol", OTHER), ("dave", BEST)):
+            assert self.reply(who, self.task(who, "assistant_reply"), text).status_code == 200
+        for reviewer in ("erin", "frank"):
+            task = self.task(reviewer, "label_assistant_reply")
+            assert self.label(reviewer, task, quality=0.8, **review_labels).status_code == 200
+        ranking = self.task("bob", "rank_assistant_replies")
+        texts = [m["text"] for m in ranking["reply_messages"]]
+        assert self.rank("bob", ranking, [texts.index(BEST), texts.index(OTHER)]).status_code == 200
+        assert self.tree_state(root_id) == "ready_for_export"
+        return root_id
 
     def tree_state(self, message_id: str) -> str:
         response = self.client.get(f"/api/v1/messages/{message_id}/tree/state")

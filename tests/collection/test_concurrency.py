@@ -10,21 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from oasst.config import Settings, TreeManagerConfig
-from tests.collection.frontend import Frontend
+from oasst.config import Settings
+from tests.collection.frontend import SMALL_TREES, Frontend
 from tests.conftest import ADMIN_KEY
 from tests.live import serve
 
 RACERS = 8
-CONFIG = TreeManagerConfig(
-    goal_tree_size=3,
-    max_tree_depth=2,
-    max_children_count=2,
-    num_reviews_initial_prompt=1,
-    num_reviews_reply=1,
-    num_required_rankings=2,
-    p_lonely_child_extension=0,
-)
+CONFIG = SMALL_TREES.model_copy(update={"num_required_rankings": 2})
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,28 +13,12 @@ from sqlalchemy import select
 from oasst.collection.messages import service
 from oasst.db.models import ApiClient, FlaggedMessage, Message, MessageEmoji, User
 from oasst.db.session import create_engine, sessionmaker, transaction
-from tests.conftest import ADMIN_KEY
-from tests.factories import Factory, make_factory
+from tests.factories import Factory
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def factory(database_url: str, app_client: TestClient) -> Iterator[Factory]:
-    yield from make_factory(database_url)
-
-
-@pytest.fixture
-def admin(factory: Factory) -> ApiClient:
-    return factory.client_by_key(ADMIN_KEY)
-
-
-@pytest.fixture
-def message(factory: Factory, admin: ApiClient) -> Message:
-    return factory.message(admin, factory.user(admin, "author"))
 
 
 def react(

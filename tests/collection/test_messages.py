@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from oasst.db.models import ApiClient, Message, User
-from tests.conftest import ADMIN_KEY
-from tests.factories import Factory, make_factory
-
-
-@pytest.fixture
-def factory(database_url: str, app_client: TestClient) -> Iterator[Factory]:
-    yield from make_factory(database_url)
-
-
-@pytest.fixture
-def admin(factory: Factory) -> ApiClient:
-    return factory.client_by_key(ADMIN_KEY)
-
-
-@pytest.fixture
-def author(factory: Factory, admin: ApiClient) -> User:
-    return factory.user(admin, "alice")
+from tests.collection.frontend import error
+from tests.factories import Factory
 
 
 def ids(items: list[dict[str, Any]]) -> list[str]:
     return [item["id"] for item in items]
-
-
-def error(response: Any) -> tuple[int, int]:
-    return response.status_code, response.json()["error_code"]
 
 
 # --- one message ---------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -25,12 +25,6 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
         tree_manager=TreeManagerConfig(num_reviews_initial_prompt=1, goal_tree_size=3, max_children_count=2),
         message_size_limit=50,
     )
-
-
-@pytest.fixture
-def frontend(settings: Settings) -> Iterator[Frontend]:
-    with TestClient(create_app(settings), headers={"X-API-Key": ADMIN_KEY}) as client:
-        yield Frontend(client)
 
 
 def count_messages(settings: Settings) -> int:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from oasst.app import create_app
 from oasst.config import Settings, TreeManagerConfig
 from oasst.db.models import ApiClient, FlaggedMessage, Message, TextLabels
 from tests.conftest import ADMIN_KEY
-from tests.factories import Factory, make_factory
+from tests.factories import Factory
 
 ALL_BUT_FAILS_TASK = [
     "spam", "lang_mismatch", "pii", "not_appropriate", "hate_speech", "sexual_content", "moral_judgement",
@@ -23,21 +22,6 @@ PROMPT_LABELS = [
     "spam", "lang_mismatch", "quality", "creativity", "humor", "toxicity", "violence", "not_appropriate",
     "pii", "hate_speech", "sexual_content",
 ]  # fmt: skip
-
-
-@pytest.fixture
-def factory(database_url: str, app_client: TestClient) -> Iterator[Factory]:
-    yield from make_factory(database_url)
-
-
-@pytest.fixture
-def admin(factory: Factory) -> ApiClient:
-    return factory.client_by_key(ADMIN_KEY)
-
-
-@pytest.fixture
-def message(factory: Factory, admin: ApiClient) -> Message:
-    return factory.message(admin, factory.user(admin, "author"))
 
 
 def names(response: Any) -> list[str]:

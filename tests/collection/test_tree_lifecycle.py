@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from fastapi.testclient import TestClient
 
-from oasst.app import create_app
-from oasst.config import Settings, TreeManagerConfig
-from tests.collection.frontend import Frontend
-from tests.conftest import ADMIN_KEY
-
-SMALL_TREES = TreeManagerConfig(
-    goal_tree_size=3,
-    max_tree_depth=2,
-    max_children_count=2,
-    num_reviews_initial_prompt=1,
-    num_reviews_reply=1,
-    num_required_rankings=1,
-    p_lonely_child_extension=0,
-)
+from oasst.config import Settings
+from tests.collection.frontend import SMALL_TREES, Frontend
 
 
 @pytest.fixture
-def frontend(make_settings: Callable[..., Settings]) -> Iterator[Frontend]:
-    settings = make_settings(tree_manager=SMALL_TREES)
-    with TestClient(create_app(settings), headers={"X-API-Key": ADMIN_KEY}) as client:
-        yield Frontend(client)
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(tree_manager=SMALL_TREES)
 
 
 def test_prompt_to_ready_for_export(frontend: Frontend) -> None:

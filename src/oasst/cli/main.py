@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from oasst.cli import api_client, contribute, db, serve
+from oasst.cli import api_client, contribute, db, export, jobs, serve
 
 app = typer.Typer(
     name="oasst",
@@ -14,8 +14,11 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("contribute")(contribute.contribute)
+app.command("export")(export.export)
+app.command("import")(export.import_)
 app.add_typer(db.app, name="db")
 app.add_typer(api_client.app, name="api-client")
+app.add_typer(jobs.app, name="jobs")
 
 
 if __name__ == "__main__":

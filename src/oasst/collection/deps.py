@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -10,8 +11,9 @@ from fastapi import Depends, Header, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oasst.collection.auth import service as auth_service
+from oasst.collection.users import service as users_service
 from oasst.config import Settings
-from oasst.db.models import ApiClient
+from oasst.db.models import ApiClient, User
 from oasst.db.session import transaction
 from oasst.errors import forbidden
 
@@ -26,10 +28,16 @@ async def _settings(request: Request) -> Settings:
     return settings
 
 
+async def _rng(request: Request) -> random.Random:
+    rng: random.Random = request.app.state.rng
+    return rng
+
+
 # scope="function": the transaction commits before the response leaves, so a client never reads its own
 # write as missing.
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+RngDep = Annotated[random.Random, Depends(_rng)]
 
 
 async def _api_client(
@@ -72,3 +80,11 @@ async def _frontend_identity(
 
 
 FrontendIdentityDep = Annotated[FrontendIdentity | None, Depends(_frontend_identity)]
+
+
+async def _viewer(session: SessionDep, client: ApiClientDep, identity: FrontendIdentityDep) -> User | None:
+    return await users_service.by_header(session, client, identity)
+
+
+# The user the `x-oasst-user` header names: None without the header, 404/4002 if the client knows nobody so.
+ViewerDep = Annotated[User | None, Depends(_viewer)]

@@ -30,10 +30,20 @@ def too_many_requests(retry_after: float) -> OasstError:
     )
 
 
-async def _hit(limiter: RateLimiter, key: str, times: int, minutes: int) -> None:
+async def _hit(limiter: RateLimiter, settings: Settings, window: str, key: str) -> None:
+    """Count a request in `key`, a window sized by the settings `rate_limit_<window>_times` and `_minutes`."""
+    times: int = getattr(settings, f"rate_limit_{window}_times")
+    minutes: int = getattr(settings, f"rate_limit_{window}_minutes")
     retry_after = await limiter.hit(key, times, minutes * 60)
     if retry_after is not None:
         raise too_many_requests(retry_after)
+
+
+# The window an explicit reply request counts against besides the user's: its key prefix and its settings.
+_REPLY_WINDOWS = {
+    wire.TaskRequestType.assistant_reply: ("assistant_reply", "assistant_user"),
+    wire.TaskRequestType.prompter_reply: ("prompter_reply", "prompter_user"),
+}
 
 
 async def check_task_request(request: Request, body: wire.TaskRequest) -> None:
@@ -50,31 +60,10 @@ async def check_task_request(request: Request, body: wire.TaskRequest) -> None:
     # The query value wins over the header, as in authentication.
     client = _client_key(request.query_params.get("api_key") or request.headers.get("x-api-key") or "")
     if body.user is None:
-        await _hit(
-            limiter,
-            f"task_api:{client}",
-            settings.rate_limit_task_api_times,
-            settings.rate_limit_task_api_minutes,
-        )
+        await _hit(limiter, settings, "task_api", f"task_api:{client}")
         return
     user = request.headers.get("x-oasst-user") or f"{body.user.auth_method}:{body.user.id}"
-    await _hit(
-        limiter,
-        f"task_user:{client}:{user}",
-        settings.rate_limit_task_user_times,
-        settings.rate_limit_task_user_minutes,
-    )
-    if body.type == wire.TaskRequestType.assistant_reply:
-        await _hit(
-            limiter,
-            f"assistant_reply:{client}:{user}",
-            settings.rate_limit_assistant_user_times,
-            settings.rate_limit_assistant_user_minutes,
-        )
-    elif body.type == wire.TaskRequestType.prompter_reply:
-        await _hit(
-            limiter,
-            f"prompter_reply:{client}:{user}",
-            settings.rate_limit_prompter_user_times,
-            settings.rate_limit_prompter_user_minutes,
-        )
+    await _hit(limiter, settings, "task_user", f"task_user:{client}:{user}")
+    if body.type in _REPLY_WINDOWS:
+        prefix, window = _REPLY_WINDOWS[body.type]
+        await _hit(limiter, settings, window, f"{prefix}:{client}:{user}")

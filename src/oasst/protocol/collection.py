@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Generic, Literal, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
@@ -22,6 +22,19 @@ class WireModel(BaseModel):
     """Base of every wire model: unknown fields are ignored, as upstream's pydantic v1 did."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+Item = TypeVar("Item")
+
+
+class CursorPage(WireModel, Generic[Item]):
+    """One page of a cursor listing with the cursors of its neighbours (None at either end)."""
+
+    prev: str | None = None
+    next: str | None = None
+    sort_key: str
+    items: list[Item]
+    order: Literal["asc", "desc"]
 
 
 class TaskRequestType(enum.StrEnum):
@@ -167,12 +180,8 @@ class MessageTree(WireModel):
     messages: list[Message] = []
 
 
-class MessagePage(WireModel):
-    prev: str | None = None
-    next: str | None = None
-    sort_key: str
-    items: list[Message]
-    order: Literal["asc", "desc"]
+class MessagePage(CursorPage[Message]):
+    pass
 
 
 class MessageTreeStateResponse(WireModel):

@@ -1,10 +1,11 @@
-"""Queries on messages and their emojis."""
+"""Queries on messages, their emojis and their revisions."""
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, or_, select, update
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oasst.collection.messages.schemas import Keyset, MessageFilter
 from oasst.db.base import utcnow
 from oasst.db.dml import insert_ignore
-from oasst.db.models import FlaggedMessage, Message, MessageEmoji, MessageTreeState, User
+from oasst.db.models import FlaggedMessage, Message, MessageEmoji, MessageRevision, MessageTreeState, User
 
 CREATED_ORDER = (Message.created_date, Message.id)
 
@@ -52,6 +53,14 @@ async def thread(session: AsyncSession, message: Message) -> list[Message]:
 
 async def get(session: AsyncSession, message_id: uuid.UUID) -> Message | None:
     return await session.get(Message, message_id)
+
+
+async def lock(session: AsyncSession, message_id: uuid.UUID) -> Message | None:
+    """The message, fresh and locked until commit (PostgreSQL; SQLite has one writer anyway)."""
+    stmt = select(Message).where(Message.id == message_id).execution_options(populate_existing=True)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
 
 
 async def by_frontend_id(session: AsyncSession, api_client_id: uuid.UUID, frontend_id: str) -> Message | None:
@@ -216,3 +225,28 @@ async def flag(session: AsyncSession, message_id: uuid.UUID) -> None:
         set_={"processed": stmt.excluded.processed, "created_date": stmt.excluded.created_date},
     )
     await session.execute(stmt)
+
+
+def add_revision(
+    session: AsyncSession,
+    revision_id: uuid.UUID,
+    message_id: uuid.UUID,
+    text: str,
+    user_id: uuid.UUID | None,
+    created_date: datetime,
+) -> None:
+    session.add(
+        MessageRevision(
+            id=revision_id, message_id=message_id, text=text, user_id=user_id, created_date=created_date
+        )
+    )
+
+
+async def revisions(session: AsyncSession, message_id: uuid.UUID) -> list[MessageRevision]:
+    """A message's revisions, oldest first."""
+    rows = await session.scalars(
+        select(MessageRevision)
+        .where(MessageRevision.message_id == message_id)
+        .order_by(MessageRevision.created_date, MessageRevision.id)
+    )
+    return list(rows)

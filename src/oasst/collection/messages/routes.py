@@ -8,25 +8,27 @@ own client's messages.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from starlette.status import HTTP_202_ACCEPTED
+from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.status import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from oasst.collection.deps import ApiClientDep, FrontendIdentityDep, SessionDep, SettingsDep
+from oasst.collection.deps import ApiClientDep, RngDep, SessionDep, SettingsDep, TrustedClientDep, ViewerDep
 from oasst.collection.messages import service
-from oasst.collection.messages.schemas import MessageFilter
-from oasst.collection.users import service as users_service
+from oasst.collection.messages.schemas import (
+    AllMessagesListingDep,
+    MessageEditRequest,
+    MessagePageDep,
+    MessageRevision,
+)
 from oasst.db.models import Message, User
 from oasst.protocol import collection as wire
 
 messages_router = APIRouter(prefix="/messages", tags=["messages"])
 frontend_messages_router = APIRouter(prefix="/frontend_messages", tags=["frontend_messages"])
-
-
-async def _viewer(session: SessionDep, client: ApiClientDep, identity: FrontendIdentityDep) -> User | None:
-    return await users_service.by_header(session, client, identity)
 
 
 async def _message(session: SessionDep, _client: ApiClientDep, message_id: uuid.UUID) -> Message:
@@ -37,13 +39,26 @@ async def _frontend_message(session: SessionDep, client: ApiClientDep, message_i
     return await service.by_frontend_id(session, client, message_id)
 
 
-ViewerDep = Annotated[User | None, Depends(_viewer)]
 MessageDep = Annotated[Message, Depends(_message)]
 FrontendMessageDep = Annotated[Message, Depends(_frontend_message)]
-MaxCount = Annotated[int, Query(gt=0, le=1000)]
 Name = Annotated[str | None, Query(max_length=128)]
-Lang = Annotated[str | None, Query(max_length=32)]
-Cursor = Annotated[str | None, Query(max_length=128)]
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """A message and who looks at it."""
+
+    message: Message
+    viewer: User | None
+
+
+async def _shown_by_id(message: MessageDep, viewer: ViewerDep) -> _Shown:
+    return _Shown(message, viewer)
+
+
+# Frontend-id routes take no current user (as upstream), so user_is_author is null and user_emojis empty.
+async def _shown_by_frontend_id(message: FrontendMessageDep) -> _Shown:
+    return _Shown(message, None)
 
 
 @messages_router.get("/", response_model=list[wire.Message])
@@ -51,35 +66,13 @@ async def query_messages(
     session: SessionDep,
     client: ApiClientDep,
     viewer: ViewerDep,
+    params: AllMessagesListingDep,
     auth_method: Name = None,
     username: Name = None,
     api_client_id: uuid.UUID | None = None,
-    max_count: MaxCount = 10,
-    start_date: datetime | None = None,
-    end_date: datetime | None = None,
-    only_roots: bool = False,
-    desc: bool = True,
-    allow_deleted: bool = False,
-    lang: Lang = None,
 ) -> list[wire.Message]:
-    where = MessageFilter(
-        auth_method=auth_method,
-        username=username,
-        api_client_id=api_client_id,
-        only_roots=only_roots,
-        include_deleted=allow_deleted,
-        lang=lang,
-    )
-    return await service.listing(
-        session,
-        client,
-        viewer,
-        where,
-        start_date=start_date,
-        end_date=end_date,
-        max_count=max_count,
-        desc=desc,
-    )
+    where = params.where(auth_method=auth_method, username=username, api_client_id=api_client_id)
+    return await service.listing(session, client, viewer, where, params)
 
 
 @messages_router.get("/cursor", response_model=wire.MessagePage)
@@ -87,64 +80,67 @@ async def get_messages_cursor(
     session: SessionDep,
     client: ApiClientDep,
     viewer: ViewerDep,
-    before: Cursor = None,
-    after: Cursor = None,
+    params: MessagePageDep,
     user_id: uuid.UUID | None = None,
     auth_method: Name = None,
     username: Name = None,
     api_client_id: uuid.UUID | None = None,
-    only_roots: bool = False,
-    include_deleted: bool = False,
-    max_count: MaxCount = 10,
-    desc: bool = False,
     search_query: Annotated[str | None, Query(max_length=1000)] = None,
-    lang: Lang = None,
     include_user: bool | None = None,
 ) -> wire.MessagePage:
-    where = MessageFilter(
+    where = params.where(
         user_id=user_id,
         auth_method=auth_method,
         username=username,
         api_client_id=api_client_id,
-        only_roots=only_roots,
-        include_deleted=include_deleted,
-        lang=lang,
         search_query=search_query,
     )
-    return await service.page(
-        session,
-        client,
-        viewer,
-        where,
-        before=before,
-        after=after,
-        max_count=max_count,
-        desc=desc,
-        include_user=bool(include_user),
-    )
+    return await service.page(session, client, viewer, where, params, include_user=bool(include_user))
 
 
-@messages_router.get("/{message_id}", response_model=wire.Message)
-async def get_message(session: SessionDep, message: MessageDep, viewer: ViewerDep) -> wire.Message:
-    return await service.view(session, message, viewer)
+# A service call that shows one message to its viewer.
+View = Callable[[AsyncSession, Message, User | None], Awaitable[Any]]
+# The views that take nothing but the message and its viewer: path, service call, response model and route
+# name (with the suffix `_by_frontend_id` on /frontend_messages).
+_VIEWS: tuple[tuple[str, View, Any, str], ...] = (
+    ("", service.view, wire.Message, "get_message"),
+    ("/conversation", service.accepted_conversation, wire.Conversation, "get_conv"),
+    ("/children", service.children, list[wire.Message], "get_children"),
+    ("/descendants", service.descendants, wire.MessageTree, "get_descendants"),
+    ("/longest_conversation_in_tree", service.longest_conversation, wire.Conversation, "get_longest_conv"),
+    ("/max_children_in_tree", service.max_children, wire.MessageTree, "get_max_children"),
+)
 
 
-@messages_router.get("/{message_id}/conversation", response_model=wire.Conversation)
-async def get_conv(session: SessionDep, message: MessageDep, viewer: ViewerDep) -> wire.Conversation:
-    return await service.accepted_conversation(session, message, viewer)
+def _add_views(router: APIRouter, shown: Callable[..., Awaitable[_Shown]], suffix: str) -> None:
+    """The read-only views of one message on `router`, the message found by `shown`."""
+    shown_dep = Depends(shown)
+
+    def endpoint(view: View) -> Callable[..., Any]:
+        async def get(session: SessionDep, target: _Shown = shown_dep) -> Any:
+            return await view(session, target.message, target.viewer)
+
+        return get
+
+    for path, view, response_model, name in _VIEWS:
+        router.add_api_route(
+            f"/{{message_id}}{path}", endpoint(view), response_model=response_model, name=name + suffix
+        )
+
+    @router.get("/{message_id}/tree", response_model=wire.MessageTree, name=f"get_tree{suffix}")
+    async def get_tree(
+        session: SessionDep,
+        target: _Shown = shown_dep,
+        include_spam: bool = True,
+        include_deleted: bool = False,
+    ) -> wire.MessageTree:
+        return await service.tree_view(
+            session, target.message, target.viewer, include_spam=include_spam, include_deleted=include_deleted
+        )
 
 
-@messages_router.get("/{message_id}/tree", response_model=wire.MessageTree)
-async def get_tree(
-    session: SessionDep,
-    message: MessageDep,
-    viewer: ViewerDep,
-    include_spam: bool = True,
-    include_deleted: bool = False,
-) -> wire.MessageTree:
-    return await service.tree_view(
-        session, message, viewer, include_spam=include_spam, include_deleted=include_deleted
-    )
+_add_views(messages_router, _shown_by_id, "")
+_add_views(frontend_messages_router, _shown_by_frontend_id, "_by_frontend_id")
 
 
 @messages_router.get("/{message_id}/tree/state", response_model=wire.MessageTreeStateResponse)
@@ -154,24 +150,16 @@ async def get_message_tree_state(
     return await service.tree_state(session, message)
 
 
-@messages_router.get("/{message_id}/children", response_model=list[wire.Message])
-async def get_children(session: SessionDep, message: MessageDep, viewer: ViewerDep) -> list[wire.Message]:
-    return await service.children(session, message, viewer)
-
-
-@messages_router.get("/{message_id}/descendants", response_model=wire.MessageTree)
-async def get_descendants(session: SessionDep, message: MessageDep, viewer: ViewerDep) -> wire.MessageTree:
-    return await service.descendants(session, message, viewer)
-
-
-@messages_router.get("/{message_id}/longest_conversation_in_tree", response_model=wire.Conversation)
-async def get_longest_conv(session: SessionDep, message: MessageDep, viewer: ViewerDep) -> wire.Conversation:
-    return await service.longest_conversation(session, message, viewer)
-
-
-@messages_router.get("/{message_id}/max_children_in_tree", response_model=wire.MessageTree)
-async def get_max_children(session: SessionDep, message: MessageDep, viewer: ViewerDep) -> wire.MessageTree:
-    return await service.max_children(session, message, viewer)
+@messages_router.put("/{message_id}/tree/state", response_model=wire.MessageTreeStateResponse)
+async def put_message_tree_state(
+    message_id: uuid.UUID,
+    halt: bool,
+    session: SessionDep,
+    _client: TrustedClientDep,
+    settings: SettingsDep,
+    rng: RngDep,
+) -> wire.MessageTreeStateResponse:
+    return await service.set_tree_state(session, settings, rng, message_id, halt=halt)
 
 
 @messages_router.post("/{message_id}/emoji", status_code=HTTP_202_ACCEPTED, response_model=wire.Message)
@@ -185,49 +173,35 @@ async def post_message_emoji(
     return await service.react(session, client, settings, message_id, request)
 
 
-# Frontend-id routes take no current user (as upstream), so user_is_author is null and user_emojis empty.
+@messages_router.delete("/{message_id}", status_code=HTTP_204_NO_CONTENT)
+async def mark_message_deleted(
+    message_id: uuid.UUID, session: SessionDep, _client: TrustedClientDep, settings: SettingsDep, rng: RngDep
+) -> Response:
+    await service.delete(session, settings, rng, message_id)
+    return Response(status_code=HTTP_204_NO_CONTENT)
 
 
-@frontend_messages_router.get("/{message_id}", response_model=wire.Message)
-async def get_message_by_frontend_id(session: SessionDep, message: FrontendMessageDep) -> wire.Message:
-    return await service.view(session, message, None)
+# Unlike upstream, undelete needs a trusted client, like delete.
+@messages_router.put("/{message_id}/undelete", status_code=HTTP_202_ACCEPTED)
+async def undelete_message(
+    message_id: uuid.UUID, session: SessionDep, _client: TrustedClientDep, settings: SettingsDep, rng: RngDep
+) -> None:
+    await service.undelete(session, settings, rng, message_id)
 
 
-@frontend_messages_router.get("/{message_id}/conversation", response_model=wire.Conversation)
-async def get_conv_by_frontend_id(session: SessionDep, message: FrontendMessageDep) -> wire.Conversation:
-    return await service.accepted_conversation(session, message, None)
+@messages_router.post("/{message_id}/edit")
+async def edit_message(
+    message_id: uuid.UUID,
+    request: MessageEditRequest,
+    session: SessionDep,
+    client: TrustedClientDep,
+    settings: SettingsDep,
+) -> None:
+    await service.edit(session, client, settings, message_id, request)
 
 
-@frontend_messages_router.get("/{message_id}/tree", response_model=wire.MessageTree)
-async def get_tree_by_frontend_id(
-    session: SessionDep, message: FrontendMessageDep, include_spam: bool = True, include_deleted: bool = False
-) -> wire.MessageTree:
-    return await service.tree_view(
-        session, message, None, include_spam=include_spam, include_deleted=include_deleted
-    )
-
-
-@frontend_messages_router.get("/{message_id}/children", response_model=list[wire.Message])
-async def get_children_by_frontend_id(session: SessionDep, message: FrontendMessageDep) -> list[wire.Message]:
-    return await service.children(session, message, None)
-
-
-@frontend_messages_router.get("/{message_id}/descendants", response_model=wire.MessageTree)
-async def get_descendants_by_frontend_id(
-    session: SessionDep, message: FrontendMessageDep
-) -> wire.MessageTree:
-    return await service.descendants(session, message, None)
-
-
-@frontend_messages_router.get("/{message_id}/longest_conversation_in_tree", response_model=wire.Conversation)
-async def get_longest_conv_by_frontend_id(
-    session: SessionDep, message: FrontendMessageDep
-) -> wire.Conversation:
-    return await service.longest_conversation(session, message, None)
-
-
-@frontend_messages_router.get("/{message_id}/max_children_in_tree", response_model=wire.MessageTree)
-async def get_max_children_by_frontend_id(
-    session: SessionDep, message: FrontendMessageDep
-) -> wire.MessageTree:
-    return await service.max_children(session, message, None)
+@messages_router.get("/{message_id}/history", response_model=list[MessageRevision])
+async def get_revision_history(
+    message_id: uuid.UUID, session: SessionDep, _client: TrustedClientDep, viewer: ViewerDep
+) -> list[MessageRevision]:
+    return await service.history(session, message_id, viewer)

@@ -1,29 +1,39 @@
-"""Message views and reactions: the wire shapes of messages, threads and trees, listings, emojis."""
+"""Messages: wire views, threads and trees, listings, emojis, and moderation (delete, edit, halt)."""
 
 from __future__ import annotations
 
-import re
+import os
+import random
+import time
 import uuid
-from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from oasst.collection.admin import service as admin_service
 from oasst.collection.messages import repository
-from oasst.collection.messages.schemas import Keyset, MessageFilter
+from oasst.collection.messages.schemas import (
+    THUMBS,
+    Keyset,
+    MessageEditRequest,
+    MessageFilter,
+    MessageListingParams,
+    MessagePageParams,
+    MessageRevision,
+    as_utc,
+    cursor,
+    page_cut,
+    page_query,
+)
+from oasst.collection.trees import repository as trees_repository
+from oasst.collection.trees import service as trees
 from oasst.collection.users import service as users_service
 from oasst.config import Settings
-from oasst.db.models import ApiClient, Message, User
+from oasst.db.base import utcnow
+from oasst.db.models import ApiClient, Message, MessageTreeState, User
 from oasst.errors import OasstError, forbidden
 from oasst.protocol import collection as wire
-from oasst.protocol.collection import EmojiCode, EmojiOp, ErrorCode
-
-# +1 and -1 exclude each other: each maps to the one it takes back.
-THUMBS = {
-    EmojiCode.thumbs_up.value: EmojiCode.thumbs_down.value,
-    EmojiCode.thumbs_down.value: EmojiCode.thumbs_up.value,
-}
-_CURSOR = re.compile(r"^([0-9a-fA-F-]{32,36})\$(.+)$")
+from oasst.protocol.collection import EmojiCode, EmojiOp, ErrorCode, TreeState
 
 
 def to_conversation_message(
@@ -146,52 +156,23 @@ def _scoped(client: ApiClient, where: MessageFilter) -> MessageFilter:
     return MessageFilter(**{**where.__dict__, "api_client_id": client.id})
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 async def listing(
     session: AsyncSession,
     client: ApiClient,
     viewer: User | None,
     where: MessageFilter,
-    *,
-    start_date: datetime | None,
-    end_date: datetime | None,
-    max_count: int,
-    desc: bool,
+    params: MessageListingParams,
 ) -> list[wire.Message]:
-    """GET /messages/: up to `max_count` messages created in [start_date, end_date]."""
-    keyset = Keyset(gte_date=_utc(start_date), lte_date=_utc(end_date))
-    rows = await repository.listing(session, _scoped(client, where), keyset, desc=desc, limit=max_count)
+    """Up to `max_count` messages created in [start_date, end_date]."""
+    keyset = Keyset(gte_date=as_utc(params.start_date), lte_date=as_utc(params.end_date))
+    rows = await repository.listing(
+        session, _scoped(client, where), keyset, desc=params.desc, limit=params.max_count
+    )
     return await views(session, rows, viewer)
 
 
-def parse_cursor(raw: str | None) -> tuple[datetime | None, uuid.UUID | None]:
-    """`<uuid>$<iso date>` or a bare ISO date; anything else is 400/101."""
-    if not raw:
-        return None, None
-    match = _CURSOR.match(raw)
-    id_part, date_part = (match[1], match[2]) if match else (None, raw)
-    try:
-        message_id = uuid.UUID(id_part) if id_part else None
-        try:
-            date = datetime.fromisoformat(date_part)
-        except ValueError:
-            # An unencoded "+00:00" in a query string arrives as " 00:00".
-            head, sep, tail = date_part.rpartition(" ")
-            if not sep:
-                raise
-            date = datetime.fromisoformat(f"{head}+{tail}")
-    except ValueError:
-        raise OasstError("Invalid cursor value", ErrorCode.INVALID_CURSOR_VALUE) from None
-    return _utc(date), message_id
-
-
 def cursor_of(message: Message) -> str:
-    return f"{message.id}${message.created_date.isoformat()}"
+    return cursor(message.id, message.created_date)
 
 
 async def page(
@@ -199,49 +180,26 @@ async def page(
     client: ApiClient,
     viewer: User | None,
     where: MessageFilter,
+    params: MessagePageParams,
     *,
-    before: str | None,
-    after: str | None,
-    max_count: int,
-    desc: bool,
     include_user: bool = False,
 ) -> wire.MessagePage:
     """One keyset page of messages ordered by (created_date, id), with the cursors of its neighbours."""
-    before, after = before or None, after or None
-    before_date, before_id = parse_cursor(before)
-    after_date, after_id = parse_cursor(after)
-    if desc:
-        keyset = Keyset(gte_date=before_date, gt_id=before_id, lte_date=after_date, lt_id=after_id)
-        query_desc = not (before is not None and after is None)
-    else:
-        keyset = Keyset(gte_date=after_date, gt_id=after_id, lte_date=before_date, lt_id=before_id)
-        query_desc = before is not None and after is None
-    # One extra row tells whether there is more, unless the page is closed on both sides.
-    limit = max_count + 1 if before is None or after is None else max_count
-    rows = await repository.listing(session, _scoped(client, where), keyset, desc=query_desc, limit=limit)
-    more = len(rows) > max_count
-    rows = rows[:max_count]
-    if desc != query_desc:
-        rows.reverse()
-
-    prev = next_ = None
-    if rows:
-        if (more and before is not None) or after is not None:
-            prev = cursor_of(rows[0])
-        if more or before is not None:
-            next_ = cursor_of(rows[-1])
-    else:
-        # An empty page echoes the dates it was asked with, so the client can turn back.
-        if after_date is not None:
-            prev = after_date.isoformat()
-        if before_date is not None:
-            next_ = before_date.isoformat()
+    before, after = params.before or None, params.after or None
+    max_count, desc = params.max_count, params.desc
+    query = page_query(before, after, max_count=max_count, desc=desc)
+    rows = await repository.listing(
+        session, _scoped(client, where), query.keyset, desc=query.desc, limit=query.limit
+    )
+    items, prev, next_ = page_cut(
+        rows, query, cursor_of, before=before, after=after, max_count=max_count, desc=desc
+    )
     return wire.MessagePage(
         prev=prev,
         next=next_,
         sort_key="created_date",
         order="desc" if desc else "asc",
-        items=await views(session, rows, viewer, include_user=include_user),
+        items=await views(session, items, viewer, include_user=include_user),
     )
 
 
@@ -286,19 +244,19 @@ async def tree_view(
     return wire.MessageTree(id=message.message_tree_id, messages=await views(session, rows, viewer))
 
 
+def _state_view(state: MessageTreeState) -> wire.MessageTreeStateResponse:
+    return wire.MessageTreeStateResponse.model_validate(state, from_attributes=True)
+
+
+def _no_tree_state() -> OasstError:
+    return OasstError("Message tree state not found", ErrorCode.MESSAGE_NOT_FOUND, 404)
+
+
 async def tree_state(session: AsyncSession, message: Message) -> wire.MessageTreeStateResponse:
     state = await repository.tree_state(session, message.message_tree_id)
     if state is None:
-        raise OasstError("Message tree state not found", ErrorCode.MESSAGE_NOT_FOUND, 404)
-    return wire.MessageTreeStateResponse(
-        message_tree_id=state.message_tree_id,
-        state=wire.TreeState(state.state),
-        goal_tree_size=state.goal_tree_size,
-        max_depth=state.max_depth,
-        max_children_count=state.max_children_count,
-        active=state.active,
-        origin=state.origin,
-    )
+        raise _no_tree_state()
+    return _state_view(state)
 
 
 async def children(session: AsyncSession, message: Message, viewer: User | None) -> list[wire.Message]:
@@ -400,3 +358,88 @@ async def react(
     message = await get(session, message_id)
     await add_emoji(session, message, user, request.emoji, request.op)
     return await view(session, message, user)
+
+
+# --- moderation ----------------------------------------------------------------------------------------
+
+
+async def set_tree_state(
+    session: AsyncSession, settings: Settings, rng: random.Random, message_id: uuid.UUID, *, halt: bool
+) -> wire.MessageTreeStateResponse:
+    """PUT /messages/{id}/tree/state: halt the message's tree, or resume it by the rules of §4.2."""
+    message = await get(session, message_id)
+    tree = await trees_repository.lock_tree(session, message.message_tree_id)
+    if tree is None:
+        raise _no_tree_state()
+    if halt:
+        await trees.enter_state(session, tree, TreeState.halted_by_moderator, settings.tree_manager, rng)
+    else:
+        await trees.resume_tree(session, tree, settings.tree_manager, rng)
+    return _state_view(tree)
+
+
+async def delete(
+    session: AsyncSession, settings: Settings, rng: random.Random, message_id: uuid.UUID
+) -> None:
+    """Soft-delete a message and all its descendants (404/2001 if there is no such message)."""
+    message = await get(session, message_id)
+    await admin_service.soft_delete(
+        session, {message.message_tree_id: [message.id]}, settings.tree_manager, rng
+    )
+
+
+async def undelete(
+    session: AsyncSession, settings: Settings, rng: random.Random, message_id: uuid.UUID
+) -> None:
+    """Clear the deleted flag of a message and its ancestors (404/2001 if there is no such message)."""
+    message = await get(session, message_id)
+    await admin_service.undelete(session, message.id, message.message_tree_id, settings.tree_manager, rng)
+
+
+def _uuid7() -> uuid.UUID:
+    """A time-ordered UUID (version 7), as upstream gives revisions."""
+    millis = time.time_ns() // 1_000_000 & ((1 << 48) - 1)
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = millis << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & ((1 << 62) - 1)
+    return uuid.UUID(int=value)
+
+
+async def edit(
+    session: AsyncSession,
+    client: ApiClient,
+    settings: Settings,
+    message_id: uuid.UUID,
+    request: MessageEditRequest,
+) -> None:
+    """A moderator replaces a message's text; the first edit keeps the original as a revision (§4.10)."""
+    message = await repository.lock(session, message_id)
+    if message is None:
+        raise _not_found()
+    text = request.new_content
+    if not text.strip():
+        raise OasstError("Message text is empty", ErrorCode.TASK_MESSAGE_TEXT_EMPTY)
+    if len(text) > settings.message_size_limit:
+        raise OasstError(
+            f"Message text exceeds the size limit of {settings.message_size_limit} characters",
+            ErrorCode.TASK_MESSAGE_TOO_LONG,
+        )
+    editor = await users_service.get_or_create(session, client, request.user)
+    if not message.edited:
+        repository.add_revision(
+            session, _uuid7(), message.id, message.text, message.user_id, message.created_date
+        )
+    repository.add_revision(session, _uuid7(), message.id, text, editor.id, utcnow())
+    message.text = text
+    message.edited = True
+    await session.flush()
+
+
+async def history(session: AsyncSession, message_id: uuid.UUID, viewer: User | None) -> list[MessageRevision]:
+    """The revisions of a message, oldest first; `user_is_author` says whether the viewer wrote each."""
+    await get(session, message_id)
+    revisions = []
+    for row in await repository.revisions(session, message_id):
+        revision = MessageRevision.model_validate(row, from_attributes=True)
+        revision.user_is_author = None if viewer is None else row.user_id == viewer.id
+        revisions.append(revision)
+    return revisions

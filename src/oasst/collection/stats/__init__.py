@@ -1,1 +1,1 @@
-"""System statistics: counts over messages and trees for /stats and the metrics scrape."""
+"""Statistics: system and tree counts, cached stats, leaderboards with levels and ranks, the trollboard."""

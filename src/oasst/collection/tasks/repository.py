@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oasst.db.models import Message, Task
@@ -24,6 +25,14 @@ _FINISH = (
     .values(done=True, interaction_digest=bindparam("digest"))
     .execution_options(synchronize_session=False)
 )
+
+
+_INSERT_TASK = insert(Task)
+
+
+async def insert_task(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Store a new task with one plain INSERT (no unit-of-work bookkeeping on the hand-out path)."""
+    await session.execute(_INSERT_TASK, values)
 
 
 async def by_id(session: AsyncSession, api_client_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:

@@ -224,24 +224,27 @@ async def _store_task(
             else:
                 task = wire.AssistantReplyTask(conversation=conversation)
     now = utcnow()
-    session.add(
-        Task(
-            id=task.id,
-            created_date=now,
-            expiry_date=None
+    await repository.insert_task(
+        session,
+        {
+            "id": task.id,
+            "created_date": now,
+            "expiry_date": None
             if request.collective
             else now + timedelta(minutes=settings.task_validity_minutes),
-            user_id=user.id,
-            payload_type=PAYLOAD_TYPES[task.type],
-            payload=task.model_dump(mode="json"),
-            api_client_id=client.id,
-            message_tree_id=parent.message_tree_id if parent else None,
-            parent_message_id=parent.id if parent else None,
-            collective=request.collective,
-            lang=lang,
-        )
+            "user_id": user.id,
+            "payload_type": PAYLOAD_TYPES[task.type],
+            "payload": task.model_dump(mode="json"),
+            "api_client_id": client.id,
+            "ack": None,
+            "done": False,
+            "skipped": False,
+            "message_tree_id": parent.message_tree_id if parent else None,
+            "parent_message_id": parent.id if parent else None,
+            "collective": request.collective,
+            "lang": lang,
+        },
     )
-    await session.flush()
     return task
 
 
@@ -516,7 +519,6 @@ async def _store_reply(
         depth=parent.depth + 1 if parent else 0,
         deleted=parent.deleted if parent else False,
         review_count=0,
-        emojis={},
     )
     session.add(message)
     await session.flush()

@@ -10,13 +10,14 @@ from oasst.db.models.message import (
     MessageRevision,
     TextLabels,
 )
-from oasst.db.models.stats import UserStats
+from oasst.db.models.stats import CachedStats, TrollStats, UserStats
 from oasst.db.models.task import Task
 from oasst.db.models.tree import MessageTreeState
 from oasst.db.models.user import User
 
 __all__ = [
     "ApiClient",
+    "CachedStats",
     "FlaggedMessage",
     "Journal",
     "Message",
@@ -26,6 +27,7 @@ __all__ = [
     "MessageTreeState",
     "Task",
     "TextLabels",
+    "TrollStats",
     "User",
     "UserStats",
 ]

@@ -1,0 +1,1 @@
+"""Moderation and administration: API clients, settings, purges, flagged messages, user merges."""
