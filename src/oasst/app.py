@@ -33,9 +33,8 @@ def create_app(settings: Settings) -> FastAPI:
         engine = create_engine(settings.effective_database_url, settings.database_pool_size)
         app.state.engine = engine
         app.state.sessions = sessionmaker(engine)
-        if settings.bootstrap_api_key:
-            async with transaction(app.state.sessions) as session:
-                await auth_service.ensure_bootstrap_client(session, settings.bootstrap_api_key)
+        async with transaction(app.state.sessions) as session:
+            await auth_service.prepare_clients(session, settings.bootstrap_api_key)
         # One Redis client for the app (lazy: it connects on first use).
         app.state.redis = (
             Redis.from_url(settings.redis_url, socket_connect_timeout=5) if settings.redis_url else None

@@ -12,5 +12,5 @@ async def by_key_hash(session: AsyncSession, key_hash: str) -> ApiClient | None:
     return await session.scalar(select(ApiClient).where(ApiClient.api_key_hash == key_hash))
 
 
-async def by_frontend_type(session: AsyncSession, frontend_type: str) -> ApiClient | None:
-    return await session.scalar(select(ApiClient).where(ApiClient.frontend_type == frontend_type).limit(1))
+async def any_client(session: AsyncSession) -> bool:
+    return await session.scalar(select(ApiClient.id).limit(1)) is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oasst.collection.auth import repository
 from oasst.db.models import ApiClient
 from oasst.errors import not_authorized
+
+log = logging.getLogger(__name__)
 
 
 def hash_key(api_key: str) -> str:
@@ -47,6 +50,17 @@ async def create_client(
     session.add(client)
     await session.flush()
     return NewApiClient(client, api_key)
+
+
+async def prepare_clients(session: AsyncSession, bootstrap_api_key: str | None) -> None:
+    """At start-up: create the bootstrap client if configured, and say how to get a key if there is none."""
+    if bootstrap_api_key:
+        await ensure_bootstrap_client(session, bootstrap_api_key)
+    elif not await repository.any_client(session):
+        log.warning(
+            "No API client exists yet: create a key with `oasst api-client create NAME --trusted` "
+            "or set OASST_BOOTSTRAP_API_KEY."
+        )
 
 
 async def ensure_bootstrap_client(session: AsyncSession, api_key: str) -> ApiClient:
