@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,7 +15,7 @@ from oasst.config import Settings
 
 
 def test_created_key_works_and_is_trusted_only_when_asked(
-    make_settings: Callable[..., Settings], database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_settings: Callable[..., Settings], database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OASST_DATABASE_URL", database_url)
     runner = CliRunner()
