@@ -20,23 +20,10 @@ from oasst.db.base import utcnow
 from oasst.db.models import ApiClient, CachedStats, MessageTreeState, Task, TrollStats, User, UserStats
 from oasst.db.session import create_engine, sessionmaker
 from oasst.jobs import locks
-from oasst.jobs.jobs import JOBS, Job, JobResult, run_job
+from oasst.jobs.jobs import JOBS, Job, JobResult, run_now
 from oasst.jobs.scheduler import Scheduler
 from tests.conftest import ADMIN_KEY
 from tests.factories import Factory
-
-
-def run(settings: Settings, name: str) -> JobResult:
-    """Run one job the way the scheduler does, on an engine of its own."""
-
-    async def go() -> JobResult:
-        engine = create_engine(settings.effective_database_url)
-        try:
-            return await run_job(sessionmaker(engine), settings, JOBS[name])
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
 
 
 def add_task(
@@ -100,7 +87,7 @@ def test_streak_reset_ends_streaks_of_idle_users(
         admin, last_activity_date=now - timedelta(hours=30), streak_days=2, streak_last_day_date=now
     )
     fresh = factory.user(admin, last_activity_date=None, streak_last_day_date=now)
-    result = run(settings, "user_streak_reset")
+    result = run_now(settings, "user_streak_reset")
     assert result == JobResult("user_streak_reset", True, "1 streaks reset")
     assert (factory.fetch(User, idle.id).streak_days, factory.fetch(User, idle.id).streak_last_day_date) == (
         0,
@@ -108,7 +95,7 @@ def test_streak_reset_ends_streaks_of_idle_users(
     )
     assert factory.fetch(User, busy.id).streak_days == 2
     assert factory.fetch(User, fresh.id).streak_last_day_date is not None
-    assert run(settings, "user_streak_reset").summary == "0 streaks reset"  # idempotent
+    assert run_now(settings, "user_streak_reset").summary == "0 streaks reset"  # idempotent
 
 
 def test_cleanup_deletes_expired_tasks_and_halts_prompts_of_banned_users(
@@ -127,7 +114,7 @@ def test_cleanup_deletes_expired_tasks_and_halts_prompts_of_banned_users(
         waiting[author.username] = root.id
     growing_of_banned = factory.message(admin, banned)
 
-    result = run(settings, "cleanup")
+    result = run_now(settings, "cleanup")
     assert result.summary == "1 expired tasks deleted, 2 waiting prompts of disabled or deleted users halted"
     assert {row.id for row in factory.rows(Task)} == {answered, open_task}
     assert expired not in {row.id for row in factory.rows(Task)}
@@ -138,13 +125,13 @@ def test_cleanup_deletes_expired_tasks_and_halts_prompts_of_banned_users(
         "deleted": "halted_by_moderator",
     }
     assert factory.fetch(MessageTreeState, growing_of_banned.id).state == "growing"
-    assert run(settings, "cleanup").summary.startswith("0 expired tasks deleted, 0 waiting")
+    assert run_now(settings, "cleanup").summary.startswith("0 expired tasks deleted, 0 waiting")
 
 
 def test_stats_jobs_fill_the_tables(settings: Settings, factory: Factory, admin: ApiClient) -> None:
     alice = factory.user(admin, "alice")
     factory.chain(admin, alice, 2, created_date=utcnow())
-    assert run(settings, "cached_stats").ran
+    assert run_now(settings, "cached_stats").ran
     assert {row.name for row in factory.rows(CachedStats)} == {
         "human_messages_by_lang",
         "human_messages_by_role",
@@ -153,7 +140,7 @@ def test_stats_jobs_fill_the_tables(settings: Settings, factory: Factory, admin:
         "users_accepted_tos",
     }
     for frame in ("day", "week", "month", "total"):
-        assert run(settings, f"leaderboard_{frame}").ran
+        assert run_now(settings, f"leaderboard_{frame}").ran
     stats = {row.time_frame: row for row in factory.rows(UserStats, user_id=alice.id)}
     assert sorted(stats) == ["day", "month", "total", "week"]
     # 1 prompt (floor 0.1) and 1 assistant reply, both accepted: 4 + 4.
@@ -162,17 +149,17 @@ def test_stats_jobs_fill_the_tables(settings: Settings, factory: Factory, admin:
     assert len(factory.rows(TrollStats, user_id=alice.id)) == 4
 
 
+# SQLite serialises writers itself, so only PostgreSQL has a job lock another process could hold.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_job_held_elsewhere_is_skipped(settings: Settings, database_url: str, factory: Factory) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite serialises writers itself: there is no lock to hold")
     key = locks._key("cached_stats")
     with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (locks._JOBS_KEYSPACE, key))
-        assert run(settings, "cached_stats") == JobResult(
+        assert run_now(settings, "cached_stats") == JobResult(
             "cached_stats", False, "skipped: another process is running it"
         )
         assert factory.rows(CachedStats) == []
-    assert run(settings, "cached_stats").ran  # released with the other transaction
+    assert run_now(settings, "cached_stats").ran  # released with the other transaction
 
 
 def test_scheduler_retries_a_failed_job_and_stops(settings: Settings, app_client: TestClient) -> None:

@@ -57,46 +57,25 @@ class Frontend:
         assert response.status_code == 204, response.text
         return frontend_id
 
+    def _interact(self, kind: str, who: str, message_id: str, **fields: Any) -> Response:
+        body = {"type": kind, "user": user(who), "message_id": message_id, **fields}
+        return self.client.post("/api/v1/tasks/interaction", json=body)
+
     def reply(self, who: str, task: dict[str, Any], text: str) -> Response:
         frontend_id = self.ack(task)
-        return self.client.post(
-            "/api/v1/tasks/interaction",
-            json={
-                "type": "text_reply_to_message",
-                "user": user(who),
-                "message_id": frontend_id,
-                "user_message_id": f"msg-{uuid.uuid4()}",
-                "text": text,
-                "lang": "en",
-            },
+        reply_id = f"msg-{uuid.uuid4()}"
+        return self._interact(
+            "text_reply_to_message", who, frontend_id, user_message_id=reply_id, text=text, lang="en"
         )
 
     def label(self, who: str, task: dict[str, Any], **values: float) -> Response:
         self.ack(task)
         labels = dict.fromkeys(task["mandatory_labels"], 0.0) | values
-        return self.client.post(
-            "/api/v1/tasks/interaction",
-            json={
-                "type": "text_labels",
-                "user": user(who),
-                "message_id": task["message_id"],
-                "task_id": task["id"],
-                "text": "",
-                "labels": labels,
-            },
-        )
+        fields = {"task_id": task["id"], "text": "", "labels": labels}
+        return self._interact("text_labels", who, task["message_id"], **fields)
 
     def rank(self, who: str, task: dict[str, Any], ranking: list[int]) -> Response:
-        frontend_id = self.ack(task)
-        return self.client.post(
-            "/api/v1/tasks/interaction",
-            json={
-                "type": "message_ranking",
-                "user": user(who),
-                "message_id": frontend_id,
-                "ranking": ranking,
-            },
-        )
+        return self._interact("message_ranking", who, self.ack(task), ranking=ranking)
 
     def accepted_prompt(self, who: str, text: str) -> str:
         """A new prompt of `who`, accepted by bob's review (it then waits for the prompt lottery); its id."""
@@ -106,8 +85,11 @@ class Frontend:
         return str(review["message_id"])
 
     def grow_tree(self, **review_labels: float) -> str:
-        """A SMALL_TREES tree driven to ready_for_export; erin and frank review the answers with quality 0.8
-        and `review_labels`, bob ranks BEST first. The root's id."""
+        """A SMALL_TREES tree grown to ready_for_export; the id of its root.
+
+        Alice asks PROMPT, carol answers OTHER and dave BEST; erin and frank review both answers with
+        quality 0.8 and `review_labels`; bob ranks BEST first.
+        """
         root_id = self.accepted_prompt("alice", PROMPT)
         for who, text in (("carol", OTHER), ("dave", BEST)):
             assert self.reply(who, self.task(who, "assistant_reply"), text).status_code == 200

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
 app = typer.Typer(help="Periodic jobs (leaderboards, streaks, cached stats, clean-up).", no_args_is_help=True)
@@ -26,20 +24,11 @@ def run(name: str = typer.Argument(..., help="The job to run, as `oasst jobs lis
     """Run one job now, unless another process is running it."""
     from oasst.config import Settings
     from oasst.db.migrations import upgrade
-    from oasst.db.session import create_engine, sessionmaker
-    from oasst.jobs.jobs import JOBS, JobResult, run_job
+    from oasst.jobs.jobs import JOBS, run_now
 
     if name not in JOBS:
         raise typer.BadParameter(f"unknown job {name!r}; one of: {', '.join(JOBS)}", param_hint="NAME")
     settings = Settings()
     upgrade(settings.effective_database_url)
-
-    async def go() -> JobResult:
-        engine = create_engine(settings.effective_database_url)
-        try:
-            return await run_job(sessionmaker(engine), settings, JOBS[name])
-        finally:
-            await engine.dispose()
-
-    result = asyncio.run(go())
+    result = run_now(settings, name)
     typer.echo(f"{result.name}: {result.summary}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from oasst.collection.stats.schemas import UserStatsTimeFrame
 from oasst.collection.users import service as users_service
 from oasst.config import Settings
 from oasst.db.base import utcnow
-from oasst.db.session import transaction
+from oasst.db.session import create_engine, sessionmaker, transaction
 from oasst.jobs import locks, repository
 
 log = logging.getLogger(__name__)
@@ -104,3 +105,16 @@ async def run_job(sessions: async_sessionmaker[AsyncSession], settings: Settings
         summary = await job.work(session, settings)
     log.info("job %s: %s", job.name, summary)
     return JobResult(job.name, True, summary)
+
+
+def run_now(settings: Settings, name: str) -> JobResult:
+    """Run the job `name` from blocking code (`oasst jobs run`), on a database engine of its own."""
+
+    async def go() -> JobResult:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            return await run_job(sessionmaker(engine), settings, JOBS[name])
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())

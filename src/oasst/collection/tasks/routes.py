@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
-from oasst.collection.deps import ApiClientDep, FrontendIdentityDep, SessionDep, SettingsDep
+from oasst.collection.deps import ApiClientDep, FrontendIdentityDep, RngDep, SessionDep, SettingsDep
 from oasst.collection.ratelimits import check_task_request
 from oasst.collection.tasks import service
 from oasst.metrics import record_task_answered, record_task_handed_out
@@ -17,31 +16,31 @@ from oasst.protocol import collection as wire
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
-def _rng(request: Request) -> random.Random:
-    rng: random.Random = request.app.state.rng
-    return rng
-
-
 @router.post("/", response_model=wire.AnyTask)
 async def request_task(
-    body: wire.TaskRequest, request: Request, session: SessionDep, client: ApiClientDep, settings: SettingsDep
+    body: wire.TaskRequest,
+    request: Request,
+    session: SessionDep,
+    client: ApiClientDep,
+    settings: SettingsDep,
+    rng: RngDep,
 ) -> service.AnyTaskModel:
     await check_task_request(request, body)
-    task = await service.request_task(session, client, settings, body, _rng(request))
+    task = await service.request_task(session, client, settings, body, rng)
     record_task_handed_out(request, task.type)
     return task
 
 
 @router.post("/availability")
 async def tasks_availability(
-    request: Request,
     session: SessionDep,
     client: ApiClientDep,
     settings: SettingsDep,
+    rng: RngDep,
     user: Annotated[wire.User | None, Body()] = None,
     lang: Annotated[str, Query(min_length=2, max_length=32)] = "en",
 ) -> dict[str, int]:
-    return await service.availability(session, client, settings, user, lang, _rng(request))
+    return await service.availability(session, client, settings, user, lang, rng)
 
 
 @router.post("/{task_id}/ack", status_code=204)
@@ -71,8 +70,9 @@ async def tasks_interaction(
     session: SessionDep,
     client: ApiClientDep,
     settings: SettingsDep,
+    rng: RngDep,
 ) -> wire.TaskDone:
-    done, task_type = await service.interaction(session, client, settings, body, _rng(request))
+    done, task_type = await service.interaction(session, client, settings, body, rng)
     if task_type is not None:
         record_task_answered(request, task_type)
     return done
