@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import String, Uuid, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oasst.db.models import Message, Task
@@ -49,35 +50,47 @@ async def finish(session: AsyncSession, task_id: uuid.UUID, digest: str) -> bool
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def message_by_frontend_id(
-    session: AsyncSession, api_client_id: uuid.UUID, frontend_id: str
-) -> Message | None:
-    return await session.scalar(
-        select(Message).where(
-            Message.api_client_id == api_client_id, Message.frontend_message_id == frontend_id
-        )
-    )
+@dataclass(frozen=True, slots=True)
+class ReplyClashes:
+    """What would make a new reply a duplicate."""
+
+    duplicate_text: bool
+    replied_already: bool
+    frontend_id_taken: bool
 
 
-async def recent_duplicate(session: AsyncSession, user_id: uuid.UUID, text: str, since: datetime) -> bool:
-    found = await session.scalar(
-        select(func.count()).where(
-            Message.user_id == user_id,
-            Message.text == text,
-            Message.created_date > since,
-            Message.deleted.is_(False),
-        )
-    )
-    return bool(found)
+_USER_ID = bindparam("user_id", type_=Uuid())
+_CLIENT_ID = bindparam("client_id", type_=Uuid())
+_FRONTEND_ID = bindparam("frontend_id", type_=String())
+_MINE = and_(Message.user_id == _USER_ID, Message.deleted.is_(False))
+_THEIRS = and_(Message.api_client_id == _CLIENT_ID, Message.frontend_message_id == _FRONTEND_ID)
+_REPLY_CLASHES = select(
+    func.count().filter(_MINE, Message.text == bindparam("text"), Message.created_date > bindparam("since")),
+    func.count().filter(_MINE, Message.parent_id == bindparam("parent_id", type_=Uuid())),
+    func.count().filter(_THEIRS),
+).where(or_(Message.user_id == _USER_ID, _THEIRS))
 
 
-async def has_reply(session: AsyncSession, user_id: uuid.UUID, parent_id: uuid.UUID) -> bool:
-    found = await session.scalar(
-        select(func.count()).where(
-            Message.user_id == user_id, Message.parent_id == parent_id, Message.deleted.is_(False)
-        )
-    )
-    return bool(found)
+async def reply_clashes(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    client_id: uuid.UUID,
+    text: str,
+    since: datetime,
+    parent_id: uuid.UUID | None,
+    frontend_id: str,
+) -> ReplyClashes:
+    """In one statement: the same text from the user lately, a reply to this parent, a used frontend id."""
+    params = {
+        "user_id": user_id,
+        "client_id": client_id,
+        "frontend_id": frontend_id,
+        "text": text,
+        "since": since,
+        "parent_id": parent_id,
+    }
+    same_text, same_parent, same_id = (await session.execute(_REPLY_CLASHES, params)).one()
+    return ReplyClashes(bool(same_text), bool(same_parent), bool(same_id))
 
 
 async def bump(session: AsyncSession, message_ids: list[uuid.UUID], column: str) -> None:

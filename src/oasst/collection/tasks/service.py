@@ -490,18 +490,19 @@ async def _store_reply(
             ErrorCode.TASK_MESSAGE_TOO_LONG,
         )
     window = utcnow() - timedelta(minutes=settings.duplicate_message_filter_window_minutes)
-    if await repository.recent_duplicate(session, user.id, body.text, window):
+    clash = await repository.reply_clashes(
+        session, user.id, client.id, body.text, window, task.parent_message_id, body.user_message_id
+    )
+    if clash.duplicate_text:
         raise OasstError("Duplicate message text", ErrorCode.TASK_MESSAGE_DUPLICATED)
-    if await repository.message_by_frontend_id(session, client.id, body.user_message_id) is not None:
+    if clash.frontend_id_taken:
         raise OasstError("user_message_id is already in use", ErrorCode.INVALID_FRONTEND_MESSAGE_ID)
     parent = await session.get(Message, task.parent_message_id) if task.parent_message_id else None
     if task.parent_message_id is not None:
         tree = await trees_repository.lock_tree(session, task.message_tree_id)  # type: ignore[arg-type]
         if parent is None or tree is None or tree.state not in REPLY_STATES:
             raise OasstError("The message tree takes no more replies", ErrorCode.TREE_IN_ABORTED_STATE)
-        if not settings.debug_allow_duplicate_tasks and await repository.has_reply(
-            session, user.id, parent.id
-        ):
+        if clash.replied_already and not settings.debug_allow_duplicate_tasks:
             raise OasstError("User already replied to this message", ErrorCode.TASK_MESSAGE_DUPLICATE_REPLY)
     message_id = uuid.uuid4()
     message = Message(
@@ -633,9 +634,10 @@ async def _store_review(
     )
     await session.flush()
     # The tree first, then its messages: the order every writer of a tree takes its locks in.
-    await trees_repository.lock_tree(session, message.message_tree_id)
+    tree = await trees_repository.lock_tree(session, message.message_tree_id)
     await repository.bump(session, [message.id], "review_count")
-    await trees.on_review(session, message, settings, rng)
+    if tree is not None:
+        await trees.on_review(session, message, tree, settings, rng)
 
 
 def _journal(

@@ -87,13 +87,12 @@ def acceptance_score(label_sets: list[dict[str, float]]) -> float:
     return 1 - ((mean(spam) if spam else 0.0) + (mean(mismatch) if mismatch else 0.0))
 
 
-async def on_review(session: AsyncSession, message: Message, settings: Settings, rng: random.Random) -> None:
-    """After a review label: accept or reject the message once it has enough reviews; move its tree."""
+async def on_review(
+    session: AsyncSession, message: Message, tree: MessageTreeState, settings: Settings, rng: random.Random
+) -> None:
+    """After a review: accept or reject the message once it has enough reviews; move its (locked) tree."""
     config = settings.tree_manager
-    tree = await repository.lock_tree(session, message.message_tree_id)
     await session.refresh(message)
-    if tree is None:
-        return
     is_root = message.parent_id is None
     needed = config.num_reviews_initial_prompt if is_root else config.num_reviews_reply
     if message.review_count < needed or message.review_result is True:
