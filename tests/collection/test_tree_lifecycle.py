@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from fastapi.testclient import TestClient
 
+from oasst.app import create_app
 from oasst.config import Settings
-from tests.collection.frontend import SMALL_TREES, Frontend
+from tests.collection.frontend import SMALL_TREES, Frontend, user
+from tests.conftest import ADMIN_KEY
 
 
 @pytest.fixture
@@ -59,3 +62,15 @@ def test_prompt_to_ready_for_export(frontend: Frontend) -> None:
     assert 'oasst_tasks_handed_out_total{type="assistant_reply"} 2.0' in metrics
     assert 'oasst_tasks_answered_total{type="label_assistant_reply"} 2.0' in metrics
     assert 'oasst_trees{state="ready_for_export"} 1.0' in metrics
+
+
+def test_the_lottery_grows_no_more_trees_than_allowed(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(tree_manager=SMALL_TREES.model_copy(update={"max_active_trees": 1}))
+    with TestClient(create_app(settings), headers={"X-API-Key": ADMIN_KEY}) as client:
+        front = Frontend(client)
+        prompts = [front.accepted_prompt("alice", text) for text in ("First question?", "Second question?")]
+        for _ in range(3):  # every task request runs the lottery; one growing tree is the cap
+            front.request("zoe")
+            assert sorted(front.tree_state(p) for p in prompts) == ["growing", "prompt_lottery_waiting"]
+        # With the growing slot taken, new prompts are still welcome: the review queue has room.
+        assert client.post("/api/v1/tasks/availability", json=user("zoe")).json()["initial_prompt"] > 0
