@@ -73,10 +73,15 @@ async def _maybe_activate_backlog(
     for tree in await repository.backlog_trees(session, lang, limit=max(wanted * 4, 0)):
         if wanted <= 0:
             break
+        if not rankable_parents(await repository.tree_messages(session, tree.message_tree_id), config):
+            # Nothing to rank in it: as upstream, the tree ends here and the search moves on.
+            tree.state, tree.active = TreeState.aborted_low_grade, False
+            await session.flush()
+            continue
         tree.state, tree.active = TreeState.ranking, True
         await session.flush()
         if await check_ranking(session, tree, config, rng):
-            continue  # nothing left to rank: it went straight on, try another
+            continue  # its rankings were already complete: it went straight on, try another
         wanted -= 1
 
 
