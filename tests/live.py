@@ -53,3 +53,23 @@ def _wait_until_healthy(base_url: str, thread: threading.Thread) -> None:
             # The server thread gives no readiness event; /health answering is that event, polled briefly.
             time.sleep(0.02)
     raise TimeoutError(f"the test server at {base_url} did not answer /health within {STARTUP_TIMEOUT}s")
+
+
+@contextmanager
+def serve_app(app: object) -> Iterator[str]:
+    """Serve any ASGI app (a fake upstream, say) like `serve`; it must answer GET /health with 200."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(base_url, thread)
+        yield base_url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=STARTUP_TIMEOUT)
+        sock.close()

@@ -18,6 +18,8 @@ from oasst.config import Settings
 from oasst.db.session import create_engine, sessionmaker, transaction
 from oasst.errors import OasstError
 from oasst.health import check as check_health
+from oasst.inference.deps import InferenceRuntime
+from oasst.inference.routes import build_router as build_inference_router
 from oasst.jobs.scheduler import Scheduler
 from oasst.metrics import install_metrics
 from oasst.ratelimit import build_rate_limiter
@@ -40,12 +42,14 @@ def create_app(settings: Settings) -> FastAPI:
             Redis.from_url(settings.redis_url, socket_connect_timeout=5) if settings.redis_url else None
         )
         app.state.rate_limiter = build_rate_limiter(settings, app.state.redis)
+        app.state.inference = InferenceRuntime(settings, app.state.sessions)
         app.state.scheduler = Scheduler(app.state.sessions, settings) if settings.jobs_enabled else None
         if app.state.scheduler is not None:
             app.state.scheduler.start()
         try:
             yield
         finally:
+            await app.state.inference.close()
             if app.state.scheduler is not None:
                 await app.state.scheduler.stop()
             if app.state.rate_limiter is not None:
@@ -87,4 +91,5 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.state.metrics = install_metrics(app) if settings.enable_prom_metrics else None
     app.include_router(build_router())
+    app.include_router(build_inference_router())
     return app

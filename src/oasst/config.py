@@ -141,6 +141,19 @@ class Settings(BaseSettings):
     user_streak_update_interval: PositiveInt = _upstream(4, "user_streak_update_interval")
     cached_stats_update_interval: PositiveInt = _upstream(60, "cached_stats_update_interval")
 
+    # Inference API (/inference). Without a secret, one is drawn at start: tokens then die with the process.
+    allow_debug_auth: bool = _upstream(False, "allow_debug_auth")
+    inference_auth_secret: str | None = Field(None, min_length=16)
+    auth_access_token_expire_minutes: PositiveInt = _upstream(60, "auth_access_token_expire_minutes")
+    auth_refresh_token_expire_minutes: PositiveInt = _upstream(10080, "auth_refresh_token_expire_minutes")
+    message_max_length: PositiveInt = _upstream(16_000, "message_max_length")
+    chat_max_messages: PositiveInt | None = _upstream(None, "chat_max_messages")
+    work_queue_max_size: PositiveInt | None = _upstream(None, "work_queue_max_size")
+    assistant_message_timeout: float = _upstream(60.0, "assistant_message_timeout")  # seconds; <= 0: never
+    pending_event_interval: float = _upstream(1.0, "pending_event_interval")  # seconds
+    worker_ping_interval: float = _upstream(3.0, "worker_ping_interval")  # seconds
+    message_queue_expire: float = _upstream(60.0, "message_queue_expire")  # seconds
+
     tree_manager: TreeManagerConfig = Field(
         default_factory=TreeManagerConfig,
         validation_alias=AliasChoices("oasst_tree_manager", "tree_manager"),

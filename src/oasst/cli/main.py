@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from oasst.cli import api_client, contribute, db, export, jobs, serve
+from oasst.cli import api_client, contribute, db, export, jobs, serve, worker
 
 app = typer.Typer(
     name="oasst",
@@ -13,6 +13,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 app.command("contribute")(contribute.contribute)
 app.command("export")(export.export)
 app.command("import")(export.import_)

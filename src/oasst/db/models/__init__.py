@@ -1,6 +1,7 @@
 """Every table of oasst, imported here so that metadata and Alembic see them all."""
 
 from oasst.db.models.api_client import ApiClient
+from oasst.db.models.inference import Chat, ChatMessage, InferenceUser, RefreshToken, Worker
 from oasst.db.models.journal import Journal
 from oasst.db.models.message import (
     FlaggedMessage,
@@ -18,16 +19,21 @@ from oasst.db.models.user import User
 __all__ = [
     "ApiClient",
     "CachedStats",
+    "Chat",
+    "ChatMessage",
     "FlaggedMessage",
+    "InferenceUser",
     "Journal",
     "Message",
     "MessageEmoji",
     "MessageReaction",
     "MessageRevision",
     "MessageTreeState",
+    "RefreshToken",
     "Task",
     "TextLabels",
     "TrollStats",
     "User",
     "UserStats",
+    "Worker",
 ]

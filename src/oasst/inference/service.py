@@ -1,0 +1,574 @@
+"""The inference API's work: tokens and logins, chats, prompter and assistant messages, the work lifecycle
+of assistant messages (queued, started by a worker, completed, aborted, re-queued, timed out) and the SSE
+stream. Services flush; the caller's scope commits."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import random
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oasst.config import Settings
+from oasst.db.models import Chat, ChatMessage, InferenceUser, RefreshToken, Worker
+from oasst.inference import repository
+from oasst.inference.queue import MessageStreams, WorkQueue, is_terminal
+from oasst.inference.schemas import (
+    FINISHED,
+    PRESETS,
+    Claims,
+    InferenceError,
+    decode_cursor,
+    encode_cursor,
+    not_found,
+)
+from oasst.protocol.inference import (
+    ChatListRead,
+    ChatRead,
+    ChatUpdateRequest,
+    CreateAssistantMessageRequest,
+    CreatePrompterMessageRequest,
+    ErrorResponseEvent,
+    ListChatsResponse,
+    MessageRead,
+    MessageState,
+    ModelConfig,
+    ModelConfigInfo,
+    ParameterConfig,
+    PendingResponseEvent,
+    Token,
+    TokenPair,
+    WorkerRead,
+    WorkParameters,
+)
+from oasst.protocol.worker import Thread, WorkerConfig, WorkRequest
+
+log = logging.getLogger(__name__)
+
+Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+ABORTED_BY_WORKER = "Aborted due to worker error."
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_secret(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+# --- signed tokens ------------------------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(secret: str, claims: Claims) -> str:
+    """`payload.signature`: base64url JSON claims and their HMAC-SHA256 under the server's secret."""
+    payload = _b64(json.dumps({"user_id": claims.user_id, "exp": claims.exp, "type": claims.type}).encode())
+    signature = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()
+    return f"{payload}.{_b64(signature)}"
+
+
+def verify(secret: str, token: str, expected_type: str) -> Claims:
+    """The claims of a token this server signed: 401 if forged, malformed or expired; 400 if another type."""
+    payload, _, signature = token.partition(".")
+    expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()
+    try:
+        valid = hmac.compare_digest(_unb64(signature), expected)
+        data = json.loads(_unb64(payload)) if valid else None
+    except (ValueError, TypeError):
+        valid, data = False, None
+    if not valid or not isinstance(data, dict) or "user_id" not in data or "exp" not in data:
+        raise InferenceError(401, "Invalid token")
+    if data.get("type") != expected_type:
+        raise InferenceError(400, "Invalid token type")
+    if float(data["exp"]) < time.time():
+        raise InferenceError(401, "Token expired")
+    return Claims(str(data["user_id"]), float(data["exp"]), expected_type)  # type: ignore[arg-type]
+
+
+async def issue_tokens(session: AsyncSession, settings: Settings, secret: str, user_id: str) -> TokenPair:
+    now = time.time()
+    access = sign(secret, Claims(user_id, now + settings.auth_access_token_expire_minutes * 60, "access"))
+    refresh = sign(secret, Claims(user_id, now + settings.auth_refresh_token_expire_minutes * 60, "refresh"))
+    # The hash is of the token as handed out, so refresh finds it (upstream hashed two different forms).
+    session.add(RefreshToken(token_hash=hash_secret(refresh), user_id=user_id, enabled=True))
+    await session.flush()
+    return TokenPair(
+        access_token=Token(access_token=access, token_type="bearer"),
+        refresh_token=Token(access_token=refresh, token_type="refresh"),
+    )
+
+
+async def refresh_access_token(session: AsyncSession, settings: Settings, secret: str, refresh: str) -> Token:
+    claims = verify(secret, refresh, "refresh")
+    stored = await repository.refresh_token(session, hash_secret(refresh))
+    if stored is None or not stored.enabled or stored.user_id != claims.user_id:
+        raise InferenceError(401, "Invalid token")
+    exp = time.time() + settings.auth_access_token_expire_minutes * 60
+    return Token(access_token=sign(secret, Claims(claims.user_id, exp, "access")), token_type="bearer")
+
+
+async def debug_login(session: AsyncSession, settings: Settings, secret: str, username: str) -> TokenPair:
+    """Log in as `username` unconditionally (only with OASST_ALLOW_DEBUG_AUTH=true)."""
+    if not settings.allow_debug_auth:
+        raise InferenceError(403, "Debug auth is not allowed")
+    if not username:
+        raise InferenceError(400, "Username is required")
+    user = await repository.user_by_provider(session, "debug", username)
+    if user is None:
+        user = InferenceUser(
+            id=username, provider="debug", provider_account_id=username, display_name=username
+        )
+        session.add(user)
+        await session.flush()
+    return await issue_tokens(session, settings, secret, user.id)
+
+
+async def authenticate(session: AsyncSession, secret: str, bearer: str | None) -> InferenceUser:
+    if not bearer:
+        raise InferenceError(403, "Not authenticated")
+    claims = verify(secret, bearer, "access")
+    user = await repository.user(session, claims.user_id)
+    if user is None or user.deleted:
+        raise InferenceError(401, "Invalid token")
+    return user
+
+
+def require_admin(settings: Settings, bearer: str | None) -> None:
+    """The admin routes take OASST_BOOTSTRAP_API_KEY (or a root token) as Bearer token."""
+    keys = [key for key in [settings.bootstrap_api_key, *settings.root_tokens] if key]
+    if not bearer or not any(hmac.compare_digest(bearer.encode(), key.encode()) for key in keys):
+        raise InferenceError(401, "Invalid token")
+
+
+# --- worker keys --------------------------------------------------------------------------------------------
+
+
+def _worker_read(worker: Worker, api_key: str | None = None) -> WorkerRead:
+    return WorkerRead(id=worker.id, name=worker.name, api_key=api_key, trusted=worker.trusted)
+
+
+async def create_worker(session: AsyncSession, name: str, trusted: bool) -> WorkerRead:
+    """Mint a worker key; it is returned once and stored hashed."""
+    api_key = secrets.token_urlsafe(32)
+    worker = Worker(name=name, api_key_hash=hash_secret(api_key), trusted=trusted)
+    session.add(worker)
+    await session.flush()
+    return _worker_read(worker, api_key)
+
+
+async def list_workers(session: AsyncSession) -> list[WorkerRead]:
+    return [_worker_read(worker) for worker in await repository.workers(session)]
+
+
+async def delete_worker(session: AsyncSession, worker_id: uuid.UUID) -> None:
+    if not await repository.delete_worker(session, worker_id):
+        raise not_found("Worker")
+
+
+async def authenticate_worker(session: AsyncSession, api_key: str | None) -> Worker | None:
+    if not api_key:
+        return None
+    return await repository.worker_by_key_hash(session, hash_secret(api_key))
+
+
+# --- chats --------------------------------------------------------------------------------------------------
+
+
+def chat_list_read(chat: Chat, with_tail: bool = True) -> ChatListRead:
+    return ChatListRead(
+        id=chat.id,
+        created_at=chat.created_at,
+        modified_at=chat.modified_at,
+        title=chat.title,
+        hidden=chat.hidden,
+        allow_data_use=chat.allow_data_use,
+        active_thread_tail_message_id=chat.active_thread_tail_message_id if with_tail else None,
+    )
+
+
+def message_read(message: ChatMessage) -> MessageRead:
+    parameters = message.work_parameters
+    return MessageRead(
+        id=message.id,
+        parent_id=message.parent_id,
+        content=message.content,
+        chat_id=message.chat_id,
+        created_at=message.created_at,
+        role=message.role,
+        state=MessageState(message.state),
+        score=message.score,
+        work_parameters=WorkParameters.model_validate(parameters) if parameters is not None else None,
+        used_plugin=message.used_plugin,
+    )
+
+
+async def _chat(session: AsyncSession, user: InferenceUser, chat_id: uuid.UUID) -> Chat:
+    chat = await repository.chat(session, chat_id, user.id)
+    if chat is None:
+        raise not_found("Chat")
+    return chat
+
+
+async def list_chats(
+    session: AsyncSession,
+    user: InferenceUser,
+    *,
+    include_hidden: bool,
+    limit: int,
+    after: str | None,
+    before: str | None,
+) -> ListChatsResponse:
+    """A page of the user's chats, newest first, with upstream's cursors (base64 chat ids)."""
+    if after is not None and before is not None:
+        raise InferenceError(400, "Only one of after and before may be given")
+    after_id, before_id = decode_cursor(after), decode_cursor(before)
+    rows = await repository.chats_page(
+        session, user.id, include_hidden=include_hidden, limit=limit + 1, after=after_id, before=before_id
+    )
+    more = len(rows) > limit
+    if more:
+        rows = rows[1:] if before_id is not None else rows[:limit]
+    if not rows:
+        return ListChatsResponse(chats=[], prev=after, next=before)
+    prev = encode_cursor(rows[0].id) if (more and before_id is not None) or after_id is not None else None
+    next_ = encode_cursor(rows[-1].id) if more or before_id is not None else None
+    return ListChatsResponse(chats=[chat_list_read(chat, False) for chat in rows], prev=prev, next=next_)
+
+
+async def create_chat(session: AsyncSession, user: InferenceUser) -> ChatListRead:
+    now = _now()
+    chat = Chat(user_id=user.id, created_at=now, modified_at=now)
+    session.add(chat)
+    await session.flush()
+    return chat_list_read(chat)
+
+
+async def get_chat(session: AsyncSession, user: InferenceUser, chat_id: uuid.UUID) -> ChatRead:
+    chat = await _chat(session, user, chat_id)
+    messages = [message_read(message) for message in await repository.messages(session, chat_id)]
+    return ChatRead(**chat_list_read(chat).model_dump(), messages=messages)
+
+
+async def update_chat(
+    session: AsyncSession, user: InferenceUser, chat_id: uuid.UUID, body: ChatUpdateRequest
+) -> None:
+    chat = await _chat(session, user, chat_id)
+    if body.title is not None:
+        chat.title = body.title
+    if body.hidden is not None:
+        chat.hidden = body.hidden
+    if body.allow_data_use is not None:
+        chat.allow_data_use = body.allow_data_use
+    if body.active_thread_tail_message_id is not None:
+        if await repository.message(session, body.active_thread_tail_message_id, chat_id) is None:
+            raise not_found("Message")
+        chat.active_thread_tail_message_id = body.active_thread_tail_message_id
+    await session.flush()
+
+
+async def delete_chat(session: AsyncSession, user: InferenceUser, chat_id: uuid.UUID) -> None:
+    await _chat(session, user, chat_id)
+    await repository.delete_chat(session, chat_id)
+
+
+# --- messages -----------------------------------------------------------------------------------------------
+
+
+async def get_message(
+    session: AsyncSession, user: InferenceUser, chat_id: uuid.UUID, message_id: uuid.UUID
+) -> MessageRead:
+    await _chat(session, user, chat_id)
+    message = await repository.message(session, message_id, chat_id)
+    if message is None:
+        raise not_found("Message")
+    return message_read(message)
+
+
+async def _check_room(session: AsyncSession, settings: Settings, chat_id: uuid.UUID) -> None:
+    limit = settings.chat_max_messages
+    if limit is not None and await repository.message_count(session, chat_id) >= limit:
+        raise InferenceError(413, "Maximum number of messages reached for this chat")
+
+
+async def add_prompter_message(
+    session: AsyncSession,
+    settings: Settings,
+    user: InferenceUser,
+    chat_id: uuid.UUID,
+    body: CreatePrompterMessageRequest,
+) -> MessageRead:
+    chat = await _chat(session, user, chat_id)
+    if len(body.content) > settings.message_max_length:
+        raise InferenceError(413, "Message content exceeds max length")
+    await _check_room(session, settings, chat_id)
+    if body.parent_id is None:
+        if await repository.message_count(session, chat_id):
+            raise InferenceError(400, "Trying to add first message to non-empty chat")
+    else:
+        parent = await repository.message(session, body.parent_id, chat_id)
+        if parent is None:
+            raise InferenceError(400, "Parent message not found")
+        if parent.role != "assistant":
+            raise InferenceError(400, "Parent message is not an assistant message")
+        if parent.state != MessageState.complete:
+            raise InferenceError(400, "Parent message is not complete")
+    message = ChatMessage(
+        chat_id=chat_id,
+        parent_id=body.parent_id,
+        role="prompter",
+        content=body.content,
+        state=MessageState.manual,
+        created_at=_now(),
+    )
+    session.add(message)
+    if body.parent_id is None and chat.title is None:
+        # Upstream keeps the whole first message as the title; titles are bounded here (100 characters).
+        chat.title = body.content[:100]
+    chat.modified_at = message.created_at
+    await session.flush()
+    return message_read(message)
+
+
+def model_configs(models: Mapping[str, ModelConfig]) -> list[ModelConfigInfo]:
+    """Every model a connected worker serves, each with upstream's sampling presets."""
+    presets = [
+        ParameterConfig(name=name, description=description, sampling_parameters=parameters)
+        for name, description, parameters in PRESETS
+    ]
+    return [ModelConfigInfo(name=name, parameter_configs=presets) for name in sorted(models)]
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """An assistant message created in this transaction; its id is queued once the transaction commits."""
+
+    message: MessageRead
+    compat_hash: str
+
+
+async def add_assistant_message(
+    session: AsyncSession,
+    settings: Settings,
+    queue: WorkQueue,
+    models: Mapping[str, ModelConfig],
+    user: InferenceUser,
+    chat_id: uuid.UUID,
+    body: CreateAssistantMessageRequest,
+    rng: random.Random,
+) -> QueuedMessage:
+    """A pending assistant stub under a prompter message, for the model a connected worker serves."""
+    model = models.get(body.model_config_name)
+    if model is None:
+        raise InferenceError(422, f"Model {body.model_config_name} not found")
+    await _chat(session, user, chat_id)
+    parent = await repository.message(session, body.parent_id, chat_id)
+    if parent is None or parent.role != "prompter":
+        raise InferenceError(400, "Message not found")
+    await _check_room(session, settings, chat_id)
+    if not await queue.has_room(model.compat_hash):
+        raise InferenceError(
+            429, "The server is currently busy. Please try again later.", {"Retry-After": "10"}
+        )
+    await repository.cancel_other_pending(session, user.id, parent.id)
+    parameters = WorkParameters(
+        model=model,
+        sampling_parameters=body.sampling_parameters,
+        do_sample=True,
+        seed=rng.randint(0, 2**64 - 2),
+        system_prompt=body.system_prompt,
+        user_profile=body.user_profile,
+        user_response_instructions=body.user_response_instructions,
+    )
+    message = ChatMessage(
+        chat_id=chat_id,
+        parent_id=parent.id,
+        role="assistant",
+        state=MessageState.pending,
+        created_at=_now(),
+        work_parameters=parameters.model_dump(mode="json"),
+        worker_compat_hash=model.compat_hash,
+    )
+    session.add(message)
+    await session.flush()
+    return QueuedMessage(message_read(message), model.compat_hash)
+
+
+# --- the work lifecycle (driven by a worker connection) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkStart:
+    """What dequeuing a message led to: work to send, and/or an event for its stream (a timeout)."""
+
+    request: WorkRequest | None = None
+    event: ErrorResponseEvent | None = None
+
+
+def _expired(message: ChatMessage, settings: Settings) -> bool:
+    timeout = settings.assistant_message_timeout
+    return timeout > 0 and _now() - message.created_at > timedelta(seconds=timeout)
+
+
+async def start_work(
+    session: AsyncSession,
+    settings: Settings,
+    message_id: uuid.UUID,
+    worker_id: uuid.UUID,
+    config: WorkerConfig,
+) -> WorkStart:
+    message = await repository.message(session, message_id, lock=True)
+    if message is None or message.state != MessageState.pending:
+        return WorkStart()  # deleted, cancelled, or already handled
+    if _expired(message, settings):
+        message.state = MessageState.timeout
+        message.error = "Timeout"
+        await session.flush()
+        return WorkStart(event=ErrorResponseEvent(error="Timeout", message=message_read(message)))
+    message.state = MessageState.in_progress
+    message.work_begin_at = _now()
+    message.worker_id = worker_id
+    message.worker_config = config.model_dump(mode="json")
+    await session.flush()
+    by_id = {row.id: row for row in await repository.messages(session, message.chat_id)}
+    thread: list[MessageRead] = []
+    cursor = by_id.get(message.parent_id) if message.parent_id else None
+    while cursor is not None:
+        thread.append(message_read(cursor))
+        cursor = by_id.get(cursor.parent_id) if cursor.parent_id else None
+    parameters = WorkParameters.model_validate(message.work_parameters)
+    return WorkStart(
+        request=WorkRequest(
+            thread=Thread(messages=thread[::-1]), created_at=message.created_at, parameters=parameters
+        )
+    )
+
+
+async def reset_work(session: AsyncSession, message_id: uuid.UUID) -> bool:
+    """Back to pending (its worker left before any token); True if it is to be queued again."""
+    message = await repository.message(session, message_id, lock=True)
+    if message is None or message.state != MessageState.in_progress:
+        return False
+    message.state = MessageState.pending
+    message.work_begin_at = None
+    message.worker_id = None
+    message.worker_config = None
+    await session.flush()
+    return True
+
+
+async def complete_work(
+    session: AsyncSession, message_id: uuid.UUID, text: str, used_plugin: dict[str, object] | None
+) -> MessageRead | None:
+    message = await repository.message(session, message_id, lock=True)
+    if message is None or message.state != MessageState.in_progress:
+        return None
+    message.state = MessageState.complete
+    message.content = text
+    message.used_plugin = used_plugin
+    message.work_end_at = _now()
+    await session.flush()
+    return message_read(message)
+
+
+async def abort_work(session: AsyncSession, message_id: uuid.UUID, error: str) -> MessageRead | None:
+    message = await repository.message(session, message_id, lock=True)
+    if message is None or message.state != MessageState.in_progress:
+        return None
+    message.state = MessageState.aborted_by_worker
+    message.error = error
+    message.work_end_at = _now()
+    await session.flush()
+    return message_read(message)
+
+
+async def expire_if_pending(
+    session: AsyncSession, settings: Settings, message_id: uuid.UUID
+) -> MessageRead | None:
+    """Time out a message still pending past the timeout (no worker took it); None if it is not."""
+    message = await repository.message(session, message_id, lock=True)
+    if message is None or message.state != MessageState.pending or not _expired(message, settings):
+        return None
+    message.state = MessageState.timeout
+    message.error = "Timeout"
+    await session.flush()
+    return message_read(message)
+
+
+# --- the SSE stream -----------------------------------------------------------------------------------------
+
+
+async def stream_target(
+    session: AsyncSession,
+    streams: MessageStreams,
+    user: InferenceUser,
+    chat_id: uuid.UUID,
+    message_id: uuid.UUID,
+) -> MessageRead | None:
+    """The assistant message to stream, or None if it has finished (the route answers 204, as upstream).
+
+    A message that finished moments ago still streams while its events are kept (`message_queue_expire`),
+    so a client that opens the stream late gets every token instead of a 204."""
+    message = await get_message(session, user, chat_id, message_id)
+    if message.role != "assistant":
+        raise InferenceError(400, "Only assistant messages can be streamed.")
+    if message.state in FINISHED and not await streams.kept(str(message_id)):
+        return None
+    return message
+
+
+def _sse(event: BaseModel) -> str:
+    return f"data: {event.model_dump_json()}\n\n"
+
+
+async def events(
+    message: MessageRead,
+    settings: Settings,
+    queue: WorkQueue,
+    streams: MessageStreams,
+    transaction: Transaction,
+) -> AsyncIterator[str]:
+    """SSE frames: `pending` with the queue position until the first token, tokens, then the message or an
+    error. A message that no worker took within the timeout ends with a "Timeout" error."""
+    message_id = str(message.id)
+    compat_hash = message.work_parameters.model.compat_hash if message.work_parameters else None
+    started = False
+    may_expire = settings.assistant_message_timeout > 0
+    async for event in streams.listen(message_id, settings.pending_event_interval):
+        if event is not None:
+            started = True
+            yield _sse(event)
+            if is_terminal(event):
+                return
+            continue
+        if started:
+            yield ": ping\n\n"  # keeps proxies from closing a stream whose worker is slow
+            continue
+        if may_expire and _now() - message.created_at > timedelta(seconds=settings.assistant_message_timeout):
+            may_expire = False
+            async with transaction() as session:
+                expired = await expire_if_pending(session, settings, message.id)
+            if expired is not None:
+                await streams.publish(message_id, ErrorResponseEvent(error="Timeout", message=expired))
+                continue
+        position, size = await queue.position(compat_hash, message_id) if compat_hash else (0, 1)
+        yield _sse(PendingResponseEvent(queue_position=position, queue_size=size))

@@ -1,0 +1,134 @@
+"""Drive the inference API as a client would: debug login, chats, messages, the SSE stream; and real
+`oasst worker` processes whose log lines the tests wait on."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from tests.conftest import ADMIN_KEY
+
+MODEL = "fake-model"
+LINE_TIMEOUT = 30.0
+
+
+def mint_worker_key(base_url: str, name: str = "test worker") -> str:
+    response = httpx.put(
+        f"{base_url}/inference/admin/workers",
+        json={"name": name},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=LINE_TIMEOUT,
+    )
+    assert response.status_code == 200, response.text
+    key: str = response.json()["api_key"]
+    return key
+
+
+class WorkerProcess:
+    """`oasst worker` in a child process; its log (stderr) is read by a thread so tests can wait on lines."""
+
+    def __init__(self, base_url: str, api_key: str, *extra: str) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "oasst.cli.main",
+            "worker",
+            "--server",
+            base_url,
+            "--api-key",
+            api_key,
+        ]
+        command += ["--backend", "fake", "--model", MODEL, *extra]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.log: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, text: str, timeout: float = LINE_TIMEOUT) -> str:
+        """Block until a log line contains `text` (fails if the process ends or time runs out first)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                raise AssertionError(f"no log line with {text!r} in {timeout}s: {self.log}") from None
+            if line is None:
+                raise AssertionError(f"the worker ended before logging {text!r}: {self.log}")
+            self.log.append(line)
+            if text in line:
+                return line
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def __enter__(self) -> WorkerProcess:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.process.poll() is None:
+            self.kill()
+        self._reader.join(timeout=5)
+
+
+class ChatClient:
+    """A user of the chat API, logged in through the debug login as the text-client does."""
+
+    def __init__(self, base_url: str, username: str = "alice") -> None:
+        self.http = httpx.Client(base_url=f"{base_url}/inference", timeout=30.0)
+        response = self.http.get("/auth/login/debug", params={"username": username}, follow_redirects=True)
+        assert response.status_code == 200, response.text
+        self.http.headers["Authorization"] = f"Bearer {response.json()['access_token']['access_token']}"
+
+    def new_chat(self) -> str:
+        response = self.http.post("/chats", json={})
+        assert response.status_code == 200, response.text
+        chat_id: str = response.json()["id"]
+        return chat_id
+
+    def ask(self, chat_id: str, content: str, parent_id: str | None = None, **extra: Any) -> str:
+        """Post a prompter message and an assistant message under it; returns the assistant message id."""
+        prompter = self.http.post(
+            f"/chats/{chat_id}/prompter_message", json={"parent_id": parent_id, "content": content}
+        )
+        assert prompter.status_code == 200, prompter.text
+        body = {"parent_id": prompter.json()["id"], "model_config_name": MODEL, **extra}
+        assistant = self.http.post(f"/chats/{chat_id}/assistant_message", json=body)
+        assert assistant.status_code == 200, assistant.text
+        assert assistant.json()["state"] == "pending"
+        message_id: str = assistant.json()["id"]
+        return message_id
+
+    def events(self, chat_id: str, message_id: str) -> Iterator[dict[str, Any]]:
+        """The SSE events of an assistant message, as parsed JSON, until the stream ends."""
+        url = f"/chats/{chat_id}/messages/{message_id}/events"
+        with self.http.stream("GET", url, headers={"Accept": "text/event-stream"}) as response:
+            assert response.status_code == 200, response.read()
+            assert response.headers["content-type"].startswith("text/event-stream")
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    yield json.loads(line[5:])
+
+    def message(self, chat_id: str, message_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/chats/{chat_id}/messages/{message_id}")
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+    def close(self) -> None:
+        self.http.close()
