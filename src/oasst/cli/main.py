@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from oasst.cli import api_client, contribute, db, export, jobs, serve, worker
+from oasst.cli import api_client, chat, contribute, db, export, jobs, serve, worker
 
 app = typer.Typer(
     name="oasst",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
+app.command("chat")(chat.chat)
 app.command("contribute")(contribute.contribute)
 app.command("export")(export.export)
 app.command("import")(export.import_)
