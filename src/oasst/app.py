@@ -22,6 +22,7 @@ from oasst.inference.deps import InferenceRuntime
 from oasst.inference.routes import build_router as build_inference_router
 from oasst.jobs.scheduler import Scheduler
 from oasst.metrics import install_metrics
+from oasst.openai_api.routes import build_router as build_openai_router
 from oasst.ratelimit import build_rate_limiter
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ def create_app(settings: Settings) -> FastAPI:
             Redis.from_url(settings.redis_url, socket_connect_timeout=5) if settings.redis_url else None
         )
         app.state.rate_limiter = build_rate_limiter(settings, app.state.redis)
-        app.state.inference = InferenceRuntime(settings, app.state.sessions)
+        app.state.inference = InferenceRuntime(settings, app.state.sessions, app.state.redis)
+        await app.state.inference.start()
         app.state.scheduler = Scheduler(app.state.sessions, settings) if settings.jobs_enabled else None
         if app.state.scheduler is not None:
             app.state.scheduler.start()
@@ -92,4 +94,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = install_metrics(app) if settings.enable_prom_metrics else None
     app.include_router(build_router())
     app.include_router(build_inference_router())
+    app.include_router(build_openai_router())
     return app

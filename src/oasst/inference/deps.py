@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -12,22 +14,65 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from oasst.config import Settings
 from oasst.db.models import InferenceUser
 from oasst.db.session import transaction
 from oasst.inference import service
-from oasst.inference.queue import MemoryMessageStreams, MemoryWorkQueue, MessageStreams, WorkQueue
-from oasst.inference.workers import WorkerRegistry
+from oasst.inference.queue import (
+    REDIS_PREFIX,
+    MemoryMessageStreams,
+    MemoryWorkQueue,
+    MessageStreams,
+    RedisMessageStreams,
+    RedisWorkerModels,
+    RedisWorkQueue,
+    WorkQueue,
+)
+from oasst.inference.workers import WorkerConnection, WorkerRegistry
+from oasst.protocol.inference import ModelConfig
 
 log = logging.getLogger(__name__)
+ANNOUNCE_EVERY = 1.0  # seconds between two announcements of this process's models (and reads of the others')
+ANNOUNCE_TTL = 10.0  # seconds after its last announcement that a silent process's models are forgotten
+
+
+class SharedWorkerRegistry(WorkerRegistry):
+    """The workers connected to this process, and the models served by the workers of every process."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elsewhere: dict[str, ModelConfig] = {}
+        self.changed = asyncio.Event()
+
+    def add(self, connection: WorkerConnection) -> None:
+        super().add(connection)
+        self.changed.set()
+
+    def remove(self, connection: WorkerConnection) -> None:
+        super().remove(connection)
+        self.changed.set()
+
+    def local_models(self) -> dict[str, ModelConfig]:
+        return super().models()
+
+    def models(self) -> dict[str, ModelConfig]:
+        models = super().models()
+        for name, model in self.elsewhere.items():
+            models.setdefault(name, model)
+        return models
 
 
 class InferenceRuntime:
-    """Built by the app's lifespan: the in-memory queue and streams (Redis next), workers, token secret."""
+    """Built by the app's lifespan: queue and streams (in memory, or in Redis when the app has a client, so
+    several server processes share them), workers, token secret."""
 
-    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis | None = None
+    ) -> None:
         self.settings = settings
         self.sessions = sessions
         if settings.inference_auth_secret:
@@ -38,15 +83,56 @@ class InferenceRuntime:
                 log.warning(
                     "OASST_INFERENCE_AUTH_SECRET is not set: tokens are valid until this process ends"
                 )
-        self.queue: WorkQueue = MemoryWorkQueue(settings.work_queue_max_size)
-        self.streams: MessageStreams = MemoryMessageStreams(settings.message_queue_expire)
-        self.workers = WorkerRegistry()
+        self.process_id = uuid.uuid4().hex
+        self.queue: WorkQueue
+        self.streams: MessageStreams
+        self.workers: WorkerRegistry
+        self._directory: RedisWorkerModels | None = None
+        self._announcing: asyncio.Task[None] | None = None
+        if redis is None:
+            self.queue = MemoryWorkQueue(settings.work_queue_max_size)
+            self.streams = MemoryMessageStreams(settings.message_queue_expire)
+            self.workers = WorkerRegistry()
+        else:
+            # REDIS_PREFIX is read here, not bound as a default: a test can give its servers their own keys.
+            self.queue = RedisWorkQueue(redis, settings.work_queue_max_size, REDIS_PREFIX)
+            self.streams = RedisMessageStreams(redis, settings.message_queue_expire, REDIS_PREFIX)
+            self._directory = RedisWorkerModels(redis, ANNOUNCE_TTL, REDIS_PREFIX)
+            self.workers = SharedWorkerRegistry()
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         return transaction(self.sessions)
 
+    async def start(self) -> None:
+        """With Redis, start telling the other processes which models this one's workers serve."""
+        if self._directory is not None and isinstance(self.workers, SharedWorkerRegistry):
+            self._announcing = asyncio.create_task(self._announce(self._directory, self.workers))
+
+    async def _announce(self, directory: RedisWorkerModels, workers: SharedWorkerRegistry) -> None:
+        failing = False
+        while True:
+            workers.changed.clear()
+            try:
+                await directory.announce(self.process_id, workers.local_models().values())
+                workers.elsewhere = await directory.models()
+                failing = False
+            except RedisError as error:
+                if not failing:
+                    log.warning("cannot share this process's models through Redis: %s", error)
+                failing = True
+            # A worker connecting or leaving is announced at once; otherwise the announcement is renewed.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(workers.changed.wait(), ANNOUNCE_EVERY)
+
     async def close(self) -> None:
         await asyncio.gather(*(connection.close() for connection in self.workers))
+        if self._announcing is not None:
+            self._announcing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._announcing
+        if self._directory is not None:
+            with contextlib.suppress(RedisError):
+                await self._directory.withdraw(self.process_id)
 
 
 async def _runtime(request: Request) -> InferenceRuntime:

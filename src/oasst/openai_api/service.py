@@ -1,0 +1,512 @@
+"""The OpenAI-compatible API's work: key check, models, and completions run through the inference queue.
+
+A request becomes what the worker protocol already carries: a hidden chat of the operator user (provider
+`openai_api`) with the request's turns and a pending assistant message, queued for the model like any chat
+reply, so the same workers, re-queueing and timeouts apply. The rows stay (as other chats do); the API itself
+never reads them back. Stop sequences are applied here, on the streamed text (the worker protocol has no
+field for them). Counts: completion tokens are the token packets the worker sent (the protocol carries no
+counts); prompt tokens are estimated as one per four characters of the prompt, rounded up.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oasst.db.dml import insert_ignore
+from oasst.db.models import Chat, ChatMessage, InferenceUser
+from oasst.db.models.inference import uuid7
+from oasst.inference import repository
+from oasst.inference import service as inference_service
+from oasst.inference.deps import InferenceRuntime
+from oasst.protocol.inference import (
+    ErrorResponseEvent,
+    MessageResponseEvent,
+    MessageState,
+    ModelConfig,
+    SamplingParameters,
+    TokenResponseEvent,
+    WorkParameters,
+)
+from oasst.protocol.openai import (
+    AssistantMessage,
+    ChatChoice,
+    ChatChunkChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatMessageParam,
+    Completion,
+    CompletionChoice,
+    CompletionRequest,
+    Delta,
+    ErrorBody,
+    ErrorResponse,
+    FinishReason,
+    ModelCard,
+    ModelList,
+    SamplingRequest,
+    Usage,
+)
+from oasst.worker.prompts import StopBuffer
+
+# The operator user owning the chats of /v1 requests; its provider is one no login can produce.
+OPERATOR_PROVIDER = "openai_api"
+OPERATOR_ACCOUNT = "operator"
+DEFAULT_MAX_TOKENS = 1024
+CHARS_PER_TOKEN = 4
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class OpenAIError(Exception):
+    """A refusal or failure rendered in OpenAI's error shape with its HTTP status."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = ErrorResponse(error=ErrorBody(message=message, type=type_, param=param, code=code))
+        self.headers = dict(headers) if headers else None
+
+
+def authenticate(bootstrap_api_key: str | None, bearer: str | None) -> None:
+    """Operators call with OASST_BOOTSTRAP_API_KEY as Bearer key; no key configured means no access."""
+    if not bearer or not bootstrap_api_key:
+        raise OpenAIError(401, "Missing or invalid API key.", code="invalid_api_key")
+    if not hmac.compare_digest(bearer.encode(), bootstrap_api_key.encode()):
+        raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
+
+
+def list_models(models: Mapping[str, ModelConfig]) -> ModelList:
+    """The models the workers connected to this process serve."""
+    return ModelList(data=[ModelCard(id=name) for name in sorted(models)])
+
+
+def get_model(models: Mapping[str, ModelConfig], name: str) -> ModelCard:
+    _model(models, name)
+    return ModelCard(id=name)
+
+
+def _model(models: Mapping[str, ModelConfig], name: str) -> ModelConfig:
+    model = models.get(name)
+    if model is None:
+        raise OpenAIError(
+            404, f"The model `{name}` does not exist or no worker serves it.", code="model_not_found"
+        )
+    return model
+
+
+# --- turning a request into queued work ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A request as the worker protocol carries it: a system prompt and the turns in order."""
+
+    system: str | None
+    turns: list[tuple[Literal["prompter", "assistant"], str]]
+
+    def estimated_tokens(self) -> int:
+        characters = len(self.system or "") + sum(len(text) for _, text in self.turns)
+        return max(1, math.ceil(characters / CHARS_PER_TOKEN))
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A queued request: the assistant message whose stream carries its tokens."""
+
+    message_id: uuid.UUID
+    created_at: datetime
+    model: str
+    prompt_tokens: int
+    max_tokens: int
+    stop: list[str]
+
+
+@dataclass(frozen=True)
+class Finished:
+    reason: FinishReason
+    completion_tokens: int
+
+
+def _text(message: ChatMessageParam, index: int) -> str:
+    if message.content is None or isinstance(message.content, str):
+        return message.content or ""
+    parts = []
+    for part in message.content:
+        if part.type != "text" or part.text is None:
+            raise OpenAIError(
+                400, f"Only text content parts are supported (got `{part.type}`).", param=f"messages.{index}"
+            )
+        parts.append(part.text)
+    return "".join(parts)
+
+
+def chat_prompt(body: ChatCompletionRequest) -> Prompt:
+    """System and developer messages join into the system prompt; user and assistant messages are turns."""
+    systems: list[str] = []
+    turns: list[tuple[Literal["prompter", "assistant"], str]] = []
+    for index, message in enumerate(body.messages):
+        text = _text(message, index)
+        if message.role in ("system", "developer"):
+            systems.append(text)
+        elif message.role == "user":
+            turns.append(("prompter", text))
+        elif message.role == "assistant":
+            turns.append(("assistant", text))
+        else:
+            raise OpenAIError(400, f"Messages of role `{message.role}` are not supported.", param="messages")
+    if not turns or turns[-1][0] != "prompter":
+        raise OpenAIError(400, "The last message must be a user message.", param="messages")
+    return Prompt("\n\n".join(systems) if systems else None, turns)
+
+
+async def _operator(session: AsyncSession) -> str:
+    """The operator user's id, created by the first request (a concurrent twin inserts nothing)."""
+    account = {"provider": OPERATOR_PROVIDER, "provider_account_id": OPERATOR_ACCOUNT}
+    values = {
+        "id": f"{OPERATOR_PROVIDER}-{uuid.uuid4().hex}",
+        **account,
+        "display_name": "OpenAI-compatible API",
+    }
+    await insert_ignore(session, InferenceUser, values, ["provider", "provider_account_id"])
+    user = await repository.user_by_provider(session, OPERATOR_PROVIDER, OPERATOR_ACCOUNT)
+    if user is None:  # deleted between the two statements
+        raise OpenAIError(503, "The operator user is being changed; try again.", type_="server_error")
+    return user.id
+
+
+def _check_common(body: SamplingRequest) -> None:
+    if body.n not in (None, 1):
+        raise OpenAIError(400, "Only n=1 is supported.", param="n")
+
+
+def _sampling(
+    body: SamplingRequest, max_tokens: int | None, rng: random.Random
+) -> tuple[SamplingParameters, bool, int]:
+    """(sampling parameters, do_sample, seed); a temperature or top_p of 0 means greedy decoding."""
+    greedy = body.temperature == 0 or body.top_p == 0
+    sampling = SamplingParameters(
+        temperature=None if greedy else body.temperature,
+        top_p=None if greedy else body.top_p,
+        max_new_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+    )
+    seed = body.seed % 2**64 if body.seed is not None else rng.randint(0, 2**64 - 2)
+    return sampling, not greedy, seed
+
+
+async def submit(
+    runtime: InferenceRuntime,
+    body: SamplingRequest,
+    prompt: Prompt,
+    max_tokens: int | None,
+    rng: random.Random,
+) -> Submitted:
+    """Store the request as a hidden chat with a pending assistant message, commit, then queue it."""
+    _check_common(body)
+    model = _model(runtime.workers.models(), body.model)
+    limit = runtime.settings.message_max_length
+    if len(prompt.system or "") > limit or any(len(text) > limit for _, text in prompt.turns):
+        raise OpenAIError(
+            400, f"A message is longer than {limit} characters.", code="context_length_exceeded"
+        )
+    if not await runtime.queue.has_room(model.compat_hash):
+        raise OpenAIError(
+            429,
+            "The server is currently busy. Please try again later.",
+            type_="rate_limit_error",
+            code="queue_full",
+            headers={"Retry-After": "10"},
+        )
+    sampling, do_sample, seed = _sampling(body, max_tokens, rng)
+    try:
+        parameters = WorkParameters(
+            model=model,
+            sampling_parameters=sampling,
+            do_sample=do_sample,
+            seed=seed,
+            system_prompt=prompt.system,
+        )
+    except ValidationError as error:  # the work parameters' own limits (a system prompt of 4096 characters)
+        raise OpenAIError(400, f"The request exceeds a limit of the worker protocol: {error}") from error
+    now = datetime.now(UTC)
+    async with runtime.transaction() as session:
+        operator = await _operator(session)
+        chat = Chat(
+            id=uuid7(),
+            user_id=operator,
+            created_at=now,
+            modified_at=now,
+            title="OpenAI-compatible API",
+            hidden=True,
+            allow_data_use=False,
+        )
+        session.add(chat)
+        parent: uuid.UUID | None = None
+        for role, text in prompt.turns:
+            state = MessageState.manual if role == "prompter" else MessageState.complete
+            turn = ChatMessage(
+                id=uuid7(),
+                chat_id=chat.id,
+                parent_id=parent,
+                role=role,
+                content=text,
+                state=state,
+                created_at=now,
+            )
+            session.add(turn)
+            parent = turn.id
+        stub = ChatMessage(
+            id=uuid7(),
+            chat_id=chat.id,
+            parent_id=parent,
+            role="assistant",
+            state=MessageState.pending,
+            created_at=now,
+            work_parameters=parameters.model_dump(mode="json"),
+            worker_compat_hash=model.compat_hash,
+        )
+        session.add(stub)
+        chat.active_thread_tail_message_id = stub.id
+        await session.flush()
+    await runtime.queue.put(model.compat_hash, str(stub.id), force=True)
+    return Submitted(
+        stub.id, now, body.model, prompt.estimated_tokens(), sampling.max_new_tokens, body.stop_sequences()
+    )
+
+
+# --- reading the worker's tokens back -----------------------------------------------------------------------
+
+
+def _worker_failure(event: ErrorResponseEvent) -> OpenAIError:
+    if event.error == "Timeout":
+        return OpenAIError(504, "No worker answered in time.", type_="server_error", code="timeout")
+    return OpenAIError(
+        502, f"The model worker failed: {event.error}", type_="server_error", code="worker_error"
+    )
+
+
+async def generate(runtime: InferenceRuntime, submitted: Submitted) -> AsyncIterator[str | Finished | None]:
+    """Text pieces as they stream, cut at the first stop sequence, then one Finished; None when idle (for
+    keep-alives). A worker error or a timeout raises OpenAIError."""
+    settings = runtime.settings
+    message_id = str(submitted.message_id)
+    buffer = StopBuffer(submitted.stop)
+    packets = 0
+    timeout = settings.assistant_message_timeout
+    may_expire = timeout > 0
+    async for event in runtime.streams.listen(message_id, settings.pending_event_interval):
+        if isinstance(event, TokenResponseEvent):
+            packets += 1
+            text = buffer.push(event.text)
+            if text:
+                yield text
+            if buffer.stopped:
+                yield Finished("stop", packets)
+                return
+        elif isinstance(event, MessageResponseEvent):
+            tail = buffer.flush()
+            if tail:
+                yield tail
+            # The stream does not carry the worker's finish reason: a reply that used its whole token budget
+            # is taken to have been cut by it.
+            yield Finished("length" if packets >= submitted.max_tokens else "stop", packets)
+            return
+        elif isinstance(event, ErrorResponseEvent):
+            raise _worker_failure(event)
+        else:
+            if (
+                may_expire
+                and packets == 0
+                and datetime.now(UTC) - submitted.created_at > timedelta(seconds=timeout)
+            ):
+                may_expire = False
+                async with runtime.transaction() as session:
+                    expired = await inference_service.expire_if_pending(
+                        session, settings, submitted.message_id
+                    )
+                if expired is not None:
+                    await runtime.streams.publish(
+                        message_id, ErrorResponseEvent(error="Timeout", message=expired)
+                    )
+                    continue
+            yield None
+
+
+def _usage(submitted: Submitted, finished: Finished) -> Usage:
+    return Usage(
+        prompt_tokens=submitted.prompt_tokens,
+        completion_tokens=finished.completion_tokens,
+        total_tokens=submitted.prompt_tokens + finished.completion_tokens,
+    )
+
+
+async def _collect(runtime: InferenceRuntime, submitted: Submitted) -> tuple[str, Finished]:
+    pieces: list[str] = []
+    async for item in generate(runtime, submitted):
+        if isinstance(item, Finished):
+            return "".join(pieces), item
+        if item is not None:
+            pieces.append(item)
+    raise OpenAIError(502, "The stream ended early.", type_="server_error")  # listen() never ends by itself
+
+
+def _sse(chunk: BaseModel) -> str:
+    return f"data: {chunk.model_dump_json()}\n\n"
+
+
+def _sse_error(error: OpenAIError) -> str:
+    return _sse(error.body)
+
+
+def _include_usage(body: SamplingRequest) -> bool:
+    return body.stream_options is not None and body.stream_options.include_usage
+
+
+# --- chat completions ---------------------------------------------------------------------------------------
+
+
+async def chat_completion(
+    runtime: InferenceRuntime, body: ChatCompletionRequest, rng: random.Random
+) -> ChatCompletion | AsyncIterator[str]:
+    """One ChatCompletion, or with `stream` its SSE frames."""
+    if body.logprobs:
+        raise OpenAIError(400, "logprobs are not supported.", param="logprobs")
+    if body.tools:
+        raise OpenAIError(400, "tools are not supported.", param="tools")
+    prompt = chat_prompt(body)
+    submitted = await submit(runtime, body, prompt, body.max_completion_tokens or body.max_tokens, rng)
+    completion_id = f"chatcmpl-{submitted.message_id.hex}"
+    created = int(time.time())
+    if body.stream:
+        return _chat_stream(runtime, submitted, completion_id, created, _include_usage(body))
+    text, finished = await _collect(runtime, submitted)
+    return ChatCompletion(
+        id=completion_id,
+        created=created,
+        model=submitted.model,
+        choices=[ChatChoice(message=AssistantMessage(content=text), finish_reason=finished.reason)],
+        usage=_usage(submitted, finished),
+    )
+
+
+async def _chat_stream(
+    runtime: InferenceRuntime, submitted: Submitted, completion_id: str, created: int, include_usage: bool
+) -> AsyncIterator[str]:
+    """A role chunk, content chunks, the finish chunk, then usage: on a chunk of its own (empty choices) when
+    `stream_options.include_usage` asks, as OpenAI does, else on the finish chunk; usage always comes last."""
+
+    def chunk(choices: list[ChatChunkChoice], usage: Usage | None = None) -> str:
+        return _sse(
+            ChatCompletionChunk(
+                id=completion_id, created=created, model=submitted.model, choices=choices, usage=usage
+            )
+        )
+
+    yield chunk([ChatChunkChoice(delta=Delta(role="assistant", content=""))])
+    try:
+        async for item in generate(runtime, submitted):
+            if item is None:
+                yield ": keep-alive\n\n"
+            elif isinstance(item, str):
+                yield chunk([ChatChunkChoice(delta=Delta(content=item))])
+            else:
+                usage = _usage(submitted, item)
+                finish = [ChatChunkChoice(delta=Delta(), finish_reason=item.reason)]
+                if include_usage:
+                    yield chunk(finish)
+                    yield chunk([], usage)
+                else:
+                    yield chunk(finish, usage)
+                break
+    except OpenAIError as error:
+        yield _sse_error(error)
+        return
+    yield "data: [DONE]\n\n"
+
+
+# --- completions --------------------------------------------------------------------------------------------
+
+
+def completion_prompt(body: CompletionRequest) -> str:
+    if body.logprobs:
+        raise OpenAIError(400, "logprobs are not supported.", param="logprobs")
+    if body.suffix:
+        raise OpenAIError(400, "suffix is not supported.", param="suffix")
+    return body.prompt if isinstance(body.prompt, str) else body.prompt[0]
+
+
+async def completion(
+    runtime: InferenceRuntime, body: CompletionRequest, rng: random.Random
+) -> Completion | AsyncIterator[str]:
+    """The prompt goes to the worker as one user turn (the protocol carries chat threads, not raw text)."""
+    text = completion_prompt(body)
+    submitted = await submit(runtime, body, Prompt(None, [("prompter", text)]), body.max_tokens, rng)
+    completion_id = f"cmpl-{submitted.message_id.hex}"
+    created = int(time.time())
+    echo = text if body.echo else ""
+    if body.stream:
+        return _completion_stream(runtime, submitted, completion_id, created, echo, _include_usage(body))
+    generated, finished = await _collect(runtime, submitted)
+    return Completion(
+        id=completion_id,
+        created=created,
+        model=submitted.model,
+        choices=[CompletionChoice(text=echo + generated, finish_reason=finished.reason)],
+        usage=_usage(submitted, finished),
+    )
+
+
+async def _completion_stream(
+    runtime: InferenceRuntime,
+    submitted: Submitted,
+    completion_id: str,
+    created: int,
+    echo: str,
+    include_usage: bool,
+) -> AsyncIterator[str]:
+    """Text chunks, the finish chunk, then usage, placed as in the chat stream."""
+
+    def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> str:
+        return _sse(
+            Completion(id=completion_id, created=created, model=submitted.model, choices=choices, usage=usage)
+        )
+
+    if echo:
+        yield chunk([CompletionChoice(text=echo)])
+    try:
+        async for item in generate(runtime, submitted):
+            if item is None:
+                yield ": keep-alive\n\n"
+            elif isinstance(item, str):
+                yield chunk([CompletionChoice(text=item)])
+            else:
+                usage = _usage(submitted, item)
+                finish = [CompletionChoice(text="", finish_reason=item.reason)]
+                if include_usage:
+                    yield chunk(finish)
+                    yield chunk([], usage)
+                else:
+                    yield chunk(finish, usage)
+                break
+    except OpenAIError as error:
+        yield _sse_error(error)
+        return
+    yield "data: [DONE]\n\n"
