@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import httpx
 import uvicorn
@@ -17,26 +17,9 @@ from oasst.config import Settings
 STARTUP_TIMEOUT = 20.0
 
 
-@contextmanager
-def serve(settings: Settings) -> Iterator[str]:
+def serve(settings: Settings) -> AbstractContextManager[str]:
     """Serve `create_app(settings)` over real HTTP until the block ends; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    # The socket is bound before the thread starts, so no other process can take the port meanwhile.
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(base_url, thread)
-        yield base_url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=STARTUP_TIMEOUT)
-        sock.close()
+    return serve_app(create_app(settings))
 
 
 def _wait_until_healthy(base_url: str, thread: threading.Thread) -> None:
@@ -57,12 +40,14 @@ def _wait_until_healthy(base_url: str, thread: threading.Thread) -> None:
 
 @contextmanager
 def serve_app(app: object) -> Iterator[str]:
-    """Serve any ASGI app (a fake upstream, say) like `serve`; it must answer GET /health with 200."""
+    """Serve an ASGI app (ours, or a fake upstream) until the block ends; it must answer GET /health."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))  # type: ignore[arg-type]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    # The socket is bound before the thread starts, so no other process can take the port meanwhile.
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     base_url = f"http://127.0.0.1:{port}"

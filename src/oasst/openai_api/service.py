@@ -15,10 +15,10 @@ import math
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -421,25 +421,15 @@ async def _chat_stream(
         )
 
     yield chunk([ChatChunkChoice(delta=Delta(role="assistant", content=""))])
-    try:
-        async for item in generate(runtime, submitted):
-            if item is None:
-                yield ": keep-alive\n\n"
-            elif isinstance(item, str):
-                yield chunk([ChatChunkChoice(delta=Delta(content=item))])
-            else:
-                usage = _usage(submitted, item)
-                finish = [ChatChunkChoice(delta=Delta(), finish_reason=item.reason)]
-                if include_usage:
-                    yield chunk(finish)
-                    yield chunk([], usage)
-                else:
-                    yield chunk(finish, usage)
-                break
-    except OpenAIError as error:
-        yield _sse_error(error)
-        return
-    yield "data: [DONE]\n\n"
+    async for line in _stream_lines(
+        runtime,
+        submitted,
+        include_usage,
+        chunk,
+        lambda text: ChatChunkChoice(delta=Delta(content=text)),
+        lambda reason: ChatChunkChoice(delta=Delta(), finish_reason=reason),
+    ):
+        yield line
 
 
 # --- completions --------------------------------------------------------------------------------------------
@@ -491,20 +481,43 @@ async def _completion_stream(
 
     if echo:
         yield chunk([CompletionChoice(text=echo)])
+    async for line in _stream_lines(
+        runtime,
+        submitted,
+        include_usage,
+        chunk,
+        lambda text: CompletionChoice(text=text),
+        lambda reason: CompletionChoice(text="", finish_reason=reason),
+    ):
+        yield line
+
+
+async def _stream_lines(
+    runtime: InferenceRuntime,
+    submitted: Submitted,
+    include_usage: bool,
+    chunk: Callable[..., str],
+    text_choice: Callable[[str], Any],
+    finish_choice: Callable[[Any], Any],
+) -> AsyncIterator[str]:
+    """The SSE lines of a streamed answer: keep-alives, text chunks, the finish chunk and usage, `[DONE]`.
+
+    Usage rides on the finish chunk, or on a chunk of its own with empty choices when the client asked for
+    `stream_options.include_usage`, as OpenAI does. A failure ends the stream with an error chunk.
+    """
     try:
         async for item in generate(runtime, submitted):
             if item is None:
                 yield ": keep-alive\n\n"
             elif isinstance(item, str):
-                yield chunk([CompletionChoice(text=item)])
+                yield chunk([text_choice(item)])
             else:
                 usage = _usage(submitted, item)
-                finish = [CompletionChoice(text="", finish_reason=item.reason)]
                 if include_usage:
-                    yield chunk(finish)
+                    yield chunk([finish_choice(item.reason)])
                     yield chunk([], usage)
                 else:
-                    yield chunk(finish, usage)
+                    yield chunk([finish_choice(item.reason)], usage)
                 break
     except OpenAIError as error:
         yield _sse_error(error)
