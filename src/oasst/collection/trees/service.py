@@ -242,9 +242,9 @@ async def run_lottery(
     activated = 0
     wanted = missing_growing > 0 and max_activate > 0
     candidates = await repository.lottery_candidates(session, lang) if wanted else []
-    if candidates:
-        # One lottery per language at a time, counting again under the lock: never too many growing trees.
-        await repository.lock(session, "lottery", lang)
+    # One lottery per language at a time, counting again under the lock: never too many growing trees. A
+    # request that finds the lottery running leaves it to that one instead of queueing behind it.
+    if candidates and await repository.lock(session, "lottery", lang, wait=False):
         counts = await repository.count_states(session, lang)
         missing_growing = max(0, config.max_active_trees - counts.get(TreeState.growing, 0))
         weights = await repository.monthly_first_ranks(session, list({a for _, a in candidates}))
