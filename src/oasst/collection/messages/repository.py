@@ -38,19 +38,6 @@ async def user_emojis(
     return found
 
 
-async def thread(session: AsyncSession, message: Message) -> list[Message]:
-    """The messages from the root down to `message` (included), root first."""
-    rows = (
-        await session.scalars(select(Message).where(Message.message_tree_id == message.message_tree_id))
-    ).all()
-    by_id = {row.id: row for row in rows}
-    chain = [message]
-    while chain[-1].parent_id is not None and chain[-1].parent_id in by_id:
-        chain.append(by_id[chain[-1].parent_id])
-    chain.reverse()
-    return chain
-
-
 async def get(session: AsyncSession, message_id: uuid.UUID) -> Message | None:
     return await session.get(Message, message_id)
 

@@ -79,16 +79,19 @@ def to_wire(
     )
 
 
-async def conversation(
-    session: AsyncSession, messages: list[Message], viewer_id: uuid.UUID | None
-) -> wire.Conversation:
-    """A conversation of `messages` (root first) with the viewer's own emojis filled in."""
-    emojis = await repository.user_emojis(session, (m.id for m in messages), viewer_id)
-    return wire.Conversation(
-        messages=[
-            to_conversation_message(m, viewer_id=viewer_id, user_emojis=emojis.get(m.id)) for m in messages
-        ]
-    )
+async def conversations(
+    session: AsyncSession, viewer_id: uuid.UUID | None, *groups: list[Message]
+) -> list[wire.Conversation]:
+    """A conversation for each group of messages (root first), with the viewer's own emojis: one query."""
+    emojis = await repository.user_emojis(session, (m.id for group in groups for m in group), viewer_id)
+    return [
+        wire.Conversation(
+            messages=[
+                to_conversation_message(m, viewer_id=viewer_id, user_emojis=emojis.get(m.id)) for m in group
+            ]
+        )
+        for group in groups
+    ]
 
 
 async def views(
@@ -228,7 +231,8 @@ async def accepted_conversation(
 ) -> wire.Conversation:
     """The thread from the root to `message` through accepted, live ancestors (409/2009 if one is missing)."""
     accepted = {m.id: m for m in await _accepted(session, message.message_tree_id)}
-    return await conversation(session, _trace(accepted, message), viewer.id if viewer else None)
+    (found,) = await conversations(session, viewer.id if viewer else None, _trace(accepted, message))
+    return found
 
 
 async def tree_view(
@@ -287,7 +291,8 @@ async def longest_conversation(
         return wire.Conversation(messages=[])
     deepest = max(accepted, key=lambda m: m.depth)
     chain = _trace({m.id: m for m in accepted}, deepest)
-    return await conversation(session, chain, viewer.id if viewer else None)
+    (found,) = await conversations(session, viewer.id if viewer else None, chain)
+    return found
 
 
 async def max_children(session: AsyncSession, message: Message, viewer: User | None) -> wire.MessageTree:

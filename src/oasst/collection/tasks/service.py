@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from oasst.collection.deps import FrontendIdentity
 from oasst.collection.labels import service as labels_service
-from oasst.collection.messages import repository as messages_repository
 from oasst.collection.messages import service as messages_service
 from oasst.collection.tasks import repository
 from oasst.collection.trees import repository as trees_repository
@@ -218,7 +217,7 @@ async def _store_task(
                 session, parent, tree, user, settings, rng, random_request=random_request
             )
         else:
-            (conversation,) = await _conversations(session, user, _thread(tree, parent))
+            (conversation,) = await messages_service.conversations(session, user.id, _thread(tree, parent))
             if parent.role == "assistant":
                 task = wire.PrompterReplyTask(conversation=conversation)
             else:
@@ -256,22 +255,6 @@ def _thread(tree: dict[uuid.UUID, Message], message: Message) -> list[Message]:
     return chain[::-1]
 
 
-async def _conversations(
-    session: AsyncSession, user: User, *groups: list[Message]
-) -> list[wire.Conversation]:
-    """Conversations of several groups of messages as `user` sees them, with one query for their emojis."""
-    emojis = await messages_repository.user_emojis(session, (m.id for g in groups for m in g), user.id)
-    return [
-        wire.Conversation(
-            messages=[
-                messages_service.to_conversation_message(m, viewer_id=user.id, user_emojis=emojis.get(m.id))
-                for m in group
-            ]
-        )
-        for group in groups
-    ]
-
-
 async def _ranking_task(
     session: AsyncSession,
     parent: Message,
@@ -290,7 +273,7 @@ async def _ranking_task(
         and (m.role == "assistant" or config.rank_prompter_replies)
     ]
     rng.shuffle(kids)
-    conversation, shown = await _conversations(session, user, _thread(tree, parent), kids)
+    conversation, shown = await messages_service.conversations(session, user.id, _thread(tree, parent), kids)
     reveal = all(k.synthetic for k in kids)
     if not reveal:
         for reply in shown.messages:
@@ -317,7 +300,7 @@ async def _label_task(
     random_request: bool,
 ) -> wire.LabelInitialPromptTask | wire.LabelAssistantReplyTask | wire.LabelPrompterReplyTask:
     config = settings.tree_manager
-    (conversation,) = await _conversations(session, user, _thread(tree, message))
+    (conversation,) = await messages_service.conversations(session, user.id, _thread(tree, message))
     if message.parent_id is None:
         full_labels, mandatory = config.labels_initial_prompt, config.mandatory_labels_initial_prompt
         simple = rng.random() > config.p_full_labeling_review_prompt
