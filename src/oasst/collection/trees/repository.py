@@ -181,9 +181,6 @@ _TREE = (
 )
 _TREE_FOR_UPDATE = _TREE.with_for_update()
 _TREE_MESSAGES = select(Message).where(Message.message_tree_id == bindparam("tree_id"))
-_TREE_LIVE_MESSAGES = select(*ACTIVE_COLUMNS).where(
-    Message.message_tree_id == bindparam("tree_id"), Message.deleted.is_(False)
-)
 
 
 async def active_trees(session: AsyncSession, lang: str) -> list[MessageTreeState]:
@@ -330,41 +327,79 @@ async def lock(session: AsyncSession, kind: str, key: uuid.UUID | str, *, wait: 
     return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(number))))
 
 
+@dataclass(slots=True)
+class Slot:
+    """What a claim checks, read in one statement once its lock is held: the tree's state, its live messages,
+    and the open tasks of some kinds on one parent and in the whole tree."""
+
+    state: str
+    active: bool
+    goal_tree_size: int
+    max_children_count: int
+    open_here: int
+    open_tree: int
+    messages: list[ActiveMessage]
+
+
 @functools.cache
-def _open_counts(payload_types: tuple[str, ...]) -> Select[int, int]:
-    """Open tasks of some types on one parent, and in its tree (one statement per set of types)."""
-    return select(func.count().filter(Task.parent_message_id == bindparam("parent_id")), func.count()).where(
+def _slot(payload_types: tuple[str, ...]) -> Select[Any]:
+    """One statement per set of task types (the open-task counts are uncorrelated, so computed once)."""
+    open_in_tree = (
         Task.message_tree_id == bindparam("tree_id"),
         Task.payload_type.in_(payload_types),
         Task.created_date > _SINCE,
         _UNFINISHED,
         or_(Task.expiry_date.is_(None), Task.expiry_date > _NOW),
     )
+    open_here = select(func.count()).where(*open_in_tree, Task.parent_message_id == bindparam("parent_id"))
+    return (
+        select(
+            MessageTreeState.state.label("tree_state"),
+            MessageTreeState.active.label("tree_active"),
+            MessageTreeState.goal_tree_size,
+            MessageTreeState.max_children_count,
+            open_here.scalar_subquery().label("open_here"),
+            select(func.count()).where(*open_in_tree).scalar_subquery().label("open_tree"),
+            *ACTIVE_COLUMNS,
+        )
+        .join_from(
+            MessageTreeState,
+            Message,
+            and_(Message.message_tree_id == MessageTreeState.message_tree_id, Message.deleted.is_(False)),
+        )
+        .where(MessageTreeState.message_tree_id == bindparam("tree_id"))
+    )
 
 
-async def open_counts(
+async def read_slot(
     session: AsyncSession,
     parent_id: uuid.UUID,
     tree_id: uuid.UUID,
     payload_types: tuple[str, ...],
     since: datetime,
     now: datetime,
-) -> tuple[int, int]:
-    """Open tasks of the given types on one parent message, and in its whole tree."""
+) -> Slot | None:
+    """The slot of `parent_id` as the database has it now; None when its tree has no live message."""
     params = {"parent_id": parent_id, "tree_id": tree_id, "since": since, "now": now}
-    row = (await session.execute(_open_counts(payload_types), params)).one()
-    return int(row[0]), int(row[1])
+    rows = (await session.execute(_slot(payload_types), params)).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return Slot(
+        state=first.tree_state,
+        active=first.tree_active,
+        goal_tree_size=first.goal_tree_size,
+        max_children_count=first.max_children_count,
+        open_here=int(first.open_here),
+        open_tree=int(first.open_tree),
+        messages=[_active(row) for row in rows],
+    )
 
 
 async def open_prompts(session: AsyncSession, lang: str, since: datetime, now: datetime) -> int:
     """Open initial-prompt tasks of a language."""
     rows = await session.execute(_OPEN_TASKS, {"lang": lang, "since": since, "now": now})
     return sum(1 for row in rows if row.payload_type == "InitialPromptPayload")
-
-
-async def fresh_messages(session: AsyncSession, tree_id: uuid.UUID) -> list[ActiveMessage]:
-    """The live messages of one tree, read now (not from the snapshot)."""
-    return [_active(row) for row in await session.execute(_TREE_LIVE_MESSAGES, {"tree_id": tree_id})]
 
 
 async def root_deleted(session: AsyncSession, tree_id: uuid.UUID) -> bool:

@@ -499,44 +499,42 @@ async def claim(
         return open_prompts < prompt_room(lang, counts, config)
     kinds = {"reply": REPLY_TASKS, "rank": RANK_TASKS}.get(family, LABEL_TASKS)
     # A reply takes a place in the tree as well as under its parent.
-    slot = ("tree", candidate.tree_id) if family == "reply" else ("message", candidate.id)
-    if not await repository.lock(session, *slot, wait=wait):
+    lock_key = ("tree", candidate.tree_id) if family == "reply" else ("message", candidate.id)
+    if not await repository.lock(session, *lock_key, wait=wait):
         return False
-    open_here, open_tree = await repository.open_counts(
-        session, candidate.id, candidate.tree_id, kinds, since, now
-    )
-    tree = await repository.read_tree(session, candidate.tree_id)
-    messages = await repository.fresh_messages(session, candidate.tree_id)
-    target = next((m for m in messages if m.id == candidate.id), None)
-    if tree is None or not tree.active or target is None:
+    slot = await repository.read_slot(session, candidate.id, candidate.tree_id, kinds, since, now)
+    if slot is None or not slot.active:
+        return False
+    target = next((m for m in slot.messages if m.id == candidate.id), None)
+    if target is None:
         return False
     if family == "reply":
-        counted = [m for m in messages if _counted(m, config)]
+        counted = [m for m in slot.messages if _counted(m, config)]
         children = sum(1 for m in counted if m.parent_id == target.id)
-        limit = config.num_prompter_replies if target.role == "assistant" else tree.max_children_count
+        limit = config.num_prompter_replies if target.role == "assistant" else slot.max_children_count
         return (
-            tree.state == TreeState.growing
+            slot.state == TreeState.growing
             and target.review_result is True
-            and open_here == 0
-            and children < min(limit, tree.max_children_count)
-            and len(counted) + open_tree < tree.goal_tree_size
+            and slot.open_here == 0
+            and children < min(limit, slot.max_children_count)
+            and len(counted) + slot.open_tree < slot.goal_tree_size
         )
     if family == "rank":
         kids = [
             m
-            for m in messages
+            for m in slot.messages
             if m.parent_id == target.id
             and m.review_result is True
             and (m.role == "assistant" or config.rank_prompter_replies)
         ]
         done = min((k.ranking_count for k in kids), default=0)
         return (
-            tree.state == TreeState.ranking
+            slot.state == TreeState.ranking
             and len(kids) > 1
-            and done + open_here < config.num_required_rankings
+            and done + slot.open_here < config.num_required_rankings
         )
     needed = config.num_reviews_initial_prompt if target.parent_id is None else config.num_reviews_reply
-    return target.review_result is not True and target.review_count + open_here < needed
+    return target.review_result is not True and target.review_count + slot.open_here < needed
 
 
 def _counted(m: ActiveMessage, config: TreeManagerConfig) -> bool:
