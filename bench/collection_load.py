@@ -188,7 +188,7 @@ def run_one(engine: str, contributors: int, duration: float) -> str:
             "OASST_DATA_DIR": workdir,
         }
         server = subprocess.Popen(
-            [sys.executable, "-m", "oasst.cli.main", "serve", "--port", str(port)], env=env
+            [sys.executable, "-m", "oasst.cli.main", "serve", "--port", str(port), "--no-worker"], env=env
         )
         base_url = f"http://127.0.0.1:{port}"
         try:

@@ -17,6 +17,7 @@ from oasst.collection.router import API_V1, build_router
 from oasst.config import Settings
 from oasst.db.session import create_engine, sessionmaker, transaction
 from oasst.errors import OasstError
+from oasst.gateway.routes import build_router as build_gateway_router
 from oasst.health import check as check_health
 from oasst.inference.deps import InferenceRuntime
 from oasst.inference.routes import build_router as build_inference_router
@@ -24,6 +25,7 @@ from oasst.jobs.scheduler import Scheduler
 from oasst.metrics import install_metrics
 from oasst.openai_api.routes import build_router as build_openai_router
 from oasst.ratelimit import build_rate_limiter
+from oasst.web import mount as web
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +40,15 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.sessions = sessionmaker(engine)
         async with transaction(app.state.sessions) as session:
             await auth_service.prepare_clients(session, settings.bootstrap_api_key)
+            await web.start(app, session, settings)
         # One Redis client for the app (lazy: it connects on first use).
         app.state.redis = (
             Redis.from_url(settings.redis_url, socket_connect_timeout=5) if settings.redis_url else None
         )
         app.state.rate_limiter = build_rate_limiter(settings, app.state.redis)
-        app.state.inference = InferenceRuntime(settings, app.state.sessions, app.state.redis)
+        app.state.inference = InferenceRuntime(
+            settings, app.state.sessions, app.state.redis, app.state.metrics
+        )
         await app.state.inference.start()
         app.state.scheduler = Scheduler(app.state.sessions, settings) if settings.jobs_enabled else None
         if app.state.scheduler is not None:
@@ -92,7 +97,14 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     app.state.metrics = install_metrics(app) if settings.enable_prom_metrics else None
+    if settings.serve_only == "inference":  # the inference API alone, at upstream's paths (/chats, /auth...)
+        app.include_router(build_inference_router(prefix=""))
+        return app
     app.include_router(build_router())
+    if settings.serve_only == "collection":
+        return app
     app.include_router(build_inference_router())
     app.include_router(build_openai_router())
+    app.include_router(build_gateway_router())
+    web.install(app)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -153,6 +153,40 @@ class Settings(BaseSettings):
     pending_event_interval: float = _upstream(1.0, "pending_event_interval")  # seconds
     worker_ping_interval: float = _upstream(3.0, "worker_ping_interval")  # seconds
     message_queue_expire: float = _upstream(60.0, "message_queue_expire")  # seconds
+    # The model worker `oasst serve` starts as its child (`--no-worker` or false: none). Its backend is
+    # `transformers` with the bundled SmolLM2 or the folder in embedded_worker_model; `fake` echoes (demos).
+    embedded_worker: bool = True
+    embedded_worker_backend: Literal["transformers", "fake"] = "transformers"
+    embedded_worker_model: str | None = None
+    embedded_worker_threads: PositiveInt = 1  # torch threads; more only when cores are idle beside the server
+    model_cache_dir: Path | None = (
+        None  # models converted for the transformers backend; None: DATA_DIR/models
+    )
+    # Local accounts: sign-in with a password (`oasst accounts create`); self sign-up only when allowed.
+    local_auth: bool = True
+    allow_registration: bool = False
+    # `oasst serve --only NAME`: one API alone (the inference API then at the root, as upstream serves it).
+    serve_only: Literal["collection", "inference"] | None = None
+
+    # Course gateway (/api/accounts, /api/users, /api/chats). Without an admin token the admin routes refuse.
+    gateway_admin_token: str | None = Field(
+        None, min_length=16, validation_alias=AliasChoices("oasst_gateway_admin_token", "parrot_admin_token")
+    )
+    gateway_default_budget: int = Field(10_000, ge=0)  # tokens, Parrot's DEFAULT_BUDGET
+    gateway_default_model: str | None = None  # None: the first model (by name) the workers serve
+    gateway_default_max_tokens: int = Field(
+        1024, ge=1, le=65536
+    )  # reserved and allowed when max_tokens is null
+    gateway_soft_limit: float = Field(0.75, ge=0, le=1)  # share of the budget that sets `over_soft_limit`
+    gateway_reservation_ttl: float = Field(600.0, gt=0)  # seconds before a crashed call's reservation lapses
+    gateway_max_body_bytes: PositiveInt = 1_000_000
+
+    # Web UI (/). Without a secret, one is drawn once and kept in DATA_DIR/web_secret, so sessions survive
+    # restarts; several server processes need the same OASST_WEB_SESSION_SECRET.
+    web_session_secret: str | None = Field(None, min_length=32)
+    web_session_days: PositiveInt = 14
+    web_signin_attempts: PositiveInt = 10  # per client address ...
+    web_signin_window_minutes: PositiveInt = 5  # ... in this many minutes
 
     tree_manager: TreeManagerConfig = Field(
         default_factory=TreeManagerConfig,
@@ -165,6 +199,11 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite:", "postgresql")):
             raise ValueError("OASST_DATABASE_URL must be sqlite:///PATH or postgresql+psycopg://...")
         return value
+
+    @property
+    def models_dir(self) -> Path:
+        """Where the transformers backend keeps converted models (the bundled SmolLM2)."""
+        return self.model_cache_dir or self.data_dir / "models"
 
     @property
     def effective_database_url(self) -> str:

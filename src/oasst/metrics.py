@@ -1,7 +1,9 @@
-"""Prometheus metrics of one app: HTTP requests by route template, tasks handed out and answered, trees."""
+"""Prometheus metrics of one app: HTTP requests by route template, tasks handed out and answered, trees,
+and the inference service (workers, queues, assistant messages, tokens, time to first token)."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -24,13 +26,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oasst.collection.stats import repository as stats_repository
 from oasst.db.session import transaction
+from oasst.inference import repository as inference_repository
 from oasst.protocol.collection import TreeState
+from oasst.protocol.inference import MessageState
 
 log = logging.getLogger(__name__)
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Paths that match no route share one label, so scanners cannot grow the series without bound.
 UNMATCHED = "<unmatched>"
+REJECTION_REASONS = ("queue_full", "no_worker")
 
 
 class RouteTemplates:
@@ -90,6 +95,50 @@ class Metrics:
             ["state"],
             registry=self.registry,
         )
+        self.inference_workers = Gauge(
+            "oasst_inference_workers",
+            "Workers connected to this server process, by model (compat hash).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.inference_queue = Gauge(
+            "oasst_inference_queue_length",
+            "Assistant messages waiting for a worker, by model (compat hash), counted at scrape time.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.inference_messages = Gauge(
+            "oasst_inference_assistant_messages",
+            "Assistant messages by state, counted at scrape time.",
+            ["state"],
+            registry=self.registry,
+        )
+        self.inference_tokens = Counter(
+            "oasst_inference_tokens_generated",
+            "Tokens streamed by the workers connected to this process.",
+            registry=self.registry,
+        )
+        self.inference_first_token = Histogram(
+            "oasst_inference_time_to_first_token_seconds",
+            "From an assistant message's creation (queue wait included) to its first token.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.inference_inter_token = Histogram(
+            "oasst_inference_inter_token_seconds",
+            "Time between two tokens of one assistant message.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.inference_rejected = Counter(
+            "oasst_inference_rejected_requests",
+            "Assistant and completion requests refused, by reason: queue_full (429), no_worker (no connected "
+            "worker serves the model).",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in REJECTION_REASONS:  # every reason shows, at 0 until it happens
+            self.inference_rejected.labels(reason)
         # Label lookups take a lock and build tuples; on the hot path a dict hit is cheaper.
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
@@ -110,6 +159,19 @@ class Metrics:
         self.trees.clear()
         for state, count in ({state.value: 0 for state in TreeState} | counts).items():
             self.trees.labels(state).set(count)
+
+    def set_inference_counts(
+        self, workers: dict[str, int], queued: dict[str, int], messages: dict[str, int]
+    ) -> None:
+        """Replace the inference gauges: workers and queue lengths by model, messages by state."""
+        for gauge, counts in (
+            (self.inference_workers, workers),
+            (self.inference_queue, queued),
+            (self.inference_messages, {state.value: 0 for state in MessageState} | messages),
+        ):
+            gauge.clear()
+            for label, count in counts.items():
+                gauge.labels(label).set(count)
 
 
 class MetricsMiddleware:
@@ -152,11 +214,17 @@ def install_metrics(app: FastAPI) -> Metrics:
         try:
             async with transaction(request.app.state.sessions) as session:
                 counts = await stats_repository.tree_state_counts(session)
+                queued = await inference_repository.pending_by_compat_hash(session)
+                messages = await inference_repository.assistant_state_counts(session)
         except SQLAlchemyError as error:
-            # The other metrics are still worth a scrape; the gauge keeps its last values.
-            log.warning("metrics: cannot count trees: %s", error)
+            # The other metrics are still worth a scrape; the gauges keep their last values.
+            log.warning("metrics: cannot count trees and messages: %s", error)
         else:
             metrics.set_tree_counts(counts)
+            workers = collections.Counter(
+                connection.model.compat_hash for connection in request.app.state.inference.workers
+            )
+            metrics.set_inference_counts(dict(workers), queued, messages)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_api_route("/metrics", scrape, methods=["GET"], include_in_schema=False)

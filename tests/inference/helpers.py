@@ -9,8 +9,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Self
 
 import httpx
 
@@ -32,22 +32,14 @@ def mint_worker_key(base_url: str, name: str = "test worker") -> str:
     return key
 
 
-class WorkerProcess:
-    """`oasst worker` in a child process; its log (stderr) is read by a thread so tests can wait on lines."""
+class LoggedProcess:
+    """An `oasst` command in a child process; a thread reads its log (stderr) so tests can wait on lines."""
 
-    def __init__(self, base_url: str, api_key: str, *extra: str) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "oasst.cli.main",
-            "worker",
-            "--server",
-            base_url,
-            "--api-key",
-            api_key,
-        ]
-        command += ["--backend", "fake", "--model", MODEL, *extra]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    def __init__(self, *arguments: str, env: Mapping[str, str] | None = None) -> None:
+        command = [sys.executable, "-m", "oasst.cli.main", *arguments]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.log: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -77,13 +69,31 @@ class WorkerProcess:
         self.process.kill()
         self.process.wait(timeout=10)
 
-    def __enter__(self) -> WorkerProcess:
+    def terminate(self, timeout: float = LINE_TIMEOUT) -> int:
+        """Ask the process to stop (SIGTERM) and wait for it; returns its exit code."""
+        self.process.terminate()
+        return self.process.wait(timeout=timeout)
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:
         if self.process.poll() is None:
             self.kill()
         self._reader.join(timeout=5)
+
+
+class WorkerProcess(LoggedProcess):
+    """`oasst worker` serving MODEL with the fake backend, or with the backend options in `backend`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *extra: str,
+        backend: Sequence[str] = ("--backend", "fake", "--model", MODEL),
+    ) -> None:
+        super().__init__("worker", "--server", base_url, "--api-key", api_key, *backend, *extra)
 
 
 class ChatClient:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -63,3 +64,39 @@ def test_oasst_chat_names_the_served_models_when_asked_for_another(server: str) 
     session = subprocess.run([*command, "--model", "gpt-9"], capture_output=True, text=True, timeout=60)
     assert session.returncode == 1
     assert "No worker serves gpt-9" in session.stdout and MODEL in session.stdout
+
+
+def test_oasst_chat_signs_in_with_a_local_account(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(pending_event_interval=0.05)  # no debug sign-in: passwords only
+    created = subprocess.run(
+        [sys.executable, "-m", "oasst.cli.main", "accounts", "create", "carol", "--password-stdin"],
+        input="a long enough secret\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OASST_DATABASE_URL": settings.effective_database_url},
+    )
+    assert created.returncode == 0, created.stderr
+    with serve(settings) as base_url, WorkerProcess(base_url, mint_worker_key(base_url)) as worker:
+        worker.wait_for("registered")
+        command = [
+            sys.executable,
+            "-m",
+            "oasst.cli.main",
+            "chat",
+            "--server",
+            base_url,
+            "--username",
+            "carol",
+        ]
+        wrong = subprocess.run(command, input="not the secret\n", capture_output=True, text=True, timeout=60)
+        assert wrong.returncode == 1 and "401" in wrong.stdout
+        right = subprocess.run(
+            command,
+            input="a long enough secret\nhi there\n/quit\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert right.returncode == 0, right.stderr
+        assert "You said: hi there" in right.stdout

@@ -69,3 +69,14 @@ def test_bad_messages_are_refused(client: TestClient) -> None:
     assert client.post(f"/chats/{chat_id}/assistant_message", json=out_of_range).status_code == 422
     assert client.get(f"/chats/{chat_id}/messages/{first['id']}/events").status_code == 400
     assert client.get(f"/chats/{chat_id}/messages/not-an-id").status_code == 422
+
+
+def test_hide_all_hides_only_the_callers_chats(client: TestClient) -> None:
+    mine = [client.post("/chats", json={}).json()["id"] for _ in range(2)]
+    other = {"Authorization": f"Bearer {client.headers['x-mallory']}"}
+    theirs = client.post("/chats", json={}, headers=other).json()["id"]
+    assert client.put("/chats/hide_all").status_code == 200
+    assert client.get("/chats").json()["chats"] == []
+    hidden = client.get("/chats", params={"include_hidden": True}).json()["chats"]
+    assert sorted(chat["id"] for chat in hidden) == sorted(mine)
+    assert [chat["id"] for chat in client.get("/chats", headers=other).json()["chats"]] == [theirs]

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
+
+if TYPE_CHECKING:
+    from oasst.client.inference import InferenceClient
 
 HELP = "Type a message and press Enter. /new starts a new chat, /quit (or Ctrl-D) leaves."
 
@@ -13,7 +18,12 @@ def chat(
         None, envvar="OASST_INFERENCE_TOKEN", help="A bearer token of the inference API."
     ),
     username: str | None = typer.Option(
-        None, help="Sign in as this user through the debug provider (servers with OASST_ALLOW_DEBUG_AUTH)."
+        None,
+        help="Sign in as this user: a local account (`oasst accounts create`; the password is asked for), "
+        "or through the debug provider on servers with OASST_ALLOW_DEBUG_AUTH.",
+    ),
+    password: str | None = typer.Option(
+        None, envvar="OASST_PASSWORD", help="The local account's password (asked for when needed)."
     ),
     model: str | None = typer.Option(None, help="Model to talk to. Default: the first one a worker serves."),
     preset: str | None = typer.Option(None, help="Sampling preset of the model (see the server's configs)."),
@@ -27,11 +37,11 @@ def chat(
 
     console = Console()
     if not token and not username:
-        raise typer.BadParameter("give --token (or OASST_INFERENCE_TOKEN), or --username on a debug server")
+        raise typer.BadParameter("give --username (a local account), or --token (or OASST_INFERENCE_TOKEN)")
     with InferenceClient(server, token) as client:
         try:
             if username:
-                client.login_debug(username)
+                _sign_in(client, username, password)
             configs = client.model_configs()
         except (InferenceApiError, OSError) as error:
             console.print(f"[red]Cannot use {server}: {error}[/red]")
@@ -80,3 +90,16 @@ def chat(
                 console.print()
             except InferenceApiError as error:
                 console.print(f"[red]{error.detail}[/red]")
+
+
+def _sign_in(client: InferenceClient, username: str, password: str | None) -> None:
+    """A local account when the server has them and no debug sign-in, or when a password is given."""
+    from oasst.client.inference import InferenceApiError
+
+    providers = client.providers()
+    if "local" in providers and (password is not None or "debug" not in providers):
+        client.login_local(username, password or typer.prompt("password", hide_input=True))
+    elif "debug" in providers:
+        client.login_debug(username)
+    else:
+        raise InferenceApiError(403, f"the server offers no password sign-in (it offers: {providers})")

@@ -2,5 +2,13 @@
 
 from oasst.client._http import OasstApiError
 from oasst.client.collection import AsyncCollectionClient, CollectionClient
+from oasst.client.inference import AsyncInferenceClient, InferenceApiError, InferenceClient
 
-__all__ = ["AsyncCollectionClient", "CollectionClient", "OasstApiError"]
+__all__ = [
+    "AsyncCollectionClient",
+    "AsyncInferenceClient",
+    "CollectionClient",
+    "InferenceApiError",
+    "InferenceClient",
+    "OasstApiError",
+]

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -20,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from oasst.config import Settings
 from oasst.db.models import InferenceUser
+from oasst.db.models.inference import uuid7_time
 from oasst.db.session import transaction
-from oasst.inference import service
+from oasst.inference import repository, service
 from oasst.inference.queue import (
     REDIS_PREFIX,
     MemoryMessageStreams,
@@ -30,10 +32,13 @@ from oasst.inference.queue import (
     RedisMessageStreams,
     RedisWorkerModels,
     RedisWorkQueue,
+    StreamEvent,
     WorkQueue,
+    is_terminal,
 )
 from oasst.inference.workers import WorkerConnection, WorkerRegistry
-from oasst.protocol.inference import ModelConfig
+from oasst.metrics import Metrics
+from oasst.protocol.inference import ModelConfig, TokenResponseEvent
 
 log = logging.getLogger(__name__)
 ANNOUNCE_EVERY = 1.0  # seconds between two announcements of this process's models (and reads of the others')
@@ -66,15 +71,57 @@ class SharedWorkerRegistry(WorkerRegistry):
         return models
 
 
+class ObservedStreams(MessageStreams):
+    """Message streams that count the tokens passing through this process and time them: the first from
+    its message's creation (the id is a UUIDv7), each later one from the one before."""
+
+    MAX_TRACKED = 10_000  # messages whose last token time is kept; more means ends were missed: start over
+
+    def __init__(self, streams: MessageStreams, metrics: Metrics) -> None:
+        self.streams = streams
+        self.metrics = metrics
+        self._last_token: dict[str, float] = {}
+
+    async def publish(self, message_id: str, event: StreamEvent) -> None:
+        if isinstance(event, TokenResponseEvent):
+            self._observe_token(message_id)
+        elif is_terminal(event):
+            self._last_token.pop(message_id, None)
+        await self.streams.publish(message_id, event)
+
+    def _observe_token(self, message_id: str) -> None:
+        now = time.time()
+        last = self._last_token.get(message_id)
+        if last is None:
+            if len(self._last_token) >= self.MAX_TRACKED:
+                self._last_token.clear()
+            self.metrics.inference_first_token.observe(max(now - uuid7_time(uuid.UUID(message_id)), 0.0))
+        else:
+            self.metrics.inference_inter_token.observe(now - last)
+        self._last_token[message_id] = now
+        self.metrics.inference_tokens.inc()
+
+    async def kept(self, message_id: str) -> bool:
+        return await self.streams.kept(message_id)
+
+    def listen(self, message_id: str, idle: float) -> AsyncIterator[StreamEvent | None]:
+        return self.streams.listen(message_id, idle)
+
+
 class InferenceRuntime:
     """Built by the app's lifespan: queue and streams (in memory, or in Redis when the app has a client, so
     several server processes share them), workers, token secret."""
 
     def __init__(
-        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis | None = None
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        redis: Redis | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
+        self.metrics = metrics
         if settings.inference_auth_secret:
             self.secret = settings.inference_auth_secret
         else:
@@ -99,14 +146,28 @@ class InferenceRuntime:
             self.streams = RedisMessageStreams(redis, settings.message_queue_expire, REDIS_PREFIX)
             self._directory = RedisWorkerModels(redis, ANNOUNCE_TTL, REDIS_PREFIX)
             self.workers = SharedWorkerRegistry()
+        if metrics is not None:
+            self.streams = ObservedStreams(self.streams, metrics)
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         return transaction(self.sessions)
 
+    def refused(self, reason: str) -> None:
+        """Count a request turned away (`queue_full`, `no_worker`) on /metrics."""
+        if self.metrics is not None:
+            self.metrics.inference_rejected.labels(reason).inc()
+
     async def start(self) -> None:
-        """With Redis, start telling the other processes which models this one's workers serve."""
+        """With Redis, start telling the other processes which models this one's workers serve. In memory,
+        queue again what was pending when this server last stopped (its queue died with it; Redis keeps its
+        own); a worker takes each at most once, as a message is started only while it is pending."""
         if self._directory is not None and isinstance(self.workers, SharedWorkerRegistry):
             self._announcing = asyncio.create_task(self._announce(self._directory, self.workers))
+        if isinstance(self.queue, MemoryWorkQueue):
+            async with self.transaction() as session:
+                pending = await repository.pending_messages(session)
+            for message_id, compat_hash in pending:
+                await self.queue.put(compat_hash, str(message_id), force=True)
 
     async def _announce(self, directory: RedisWorkerModels, workers: SharedWorkerRegistry) -> None:
         failing = False
@@ -171,7 +232,19 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
     return credentials.credentials if credentials is not None else None
 
 
-async def _user(unit: UnitOfWorkDep, runtime: RuntimeDep, credentials: BearerDep) -> InferenceUser:
+TrustedClientHeader = Annotated[str | None, Header(alias="TrustedClient", max_length=4096)]
+
+
+async def _user(
+    request: Request,
+    unit: UnitOfWorkDep,
+    runtime: RuntimeDep,
+    credentials: BearerDep,
+    trusted_client: TrustedClientHeader = None,
+) -> InferenceUser:
+    """The caller: a TrustedClient header (which wins, as upstream) or a Bearer access token."""
+    if trusted_client is not None:
+        return await service.trusted_user(unit.session, request.app.state.api_clients, trusted_client)
     return await service.authenticate(unit.session, runtime.secret, _token(credentials))
 
 

@@ -141,7 +141,9 @@ class MemoryMessageStreams(MessageStreams):
                     continue
                 changed = stream.changed
                 try:
-                    await asyncio.wait_for(changed.wait(), idle)
+                    # asyncio.timeout, not wait_for: no task per wait (one wait per token on a busy stream).
+                    async with asyncio.timeout(idle):
+                        await changed.wait()
                 except TimeoutError:
                     yield None
         finally:

@@ -1,14 +1,15 @@
-"""Queries of the inference API: users, refresh tokens, chats, chat messages and worker keys."""
+"""Queries of the inference API: users, refresh tokens, chats, chat messages, reports and worker keys."""
 
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oasst.db.models import Chat, ChatMessage, InferenceUser, RefreshToken, Worker
+from oasst.db.models import Chat, ChatMessage, ChatReport, InferenceUser, RefreshToken, Worker
 from oasst.protocol.inference import MessageState
 
 # --- users and tokens ---------------------------------------------------------------------------------------
@@ -27,6 +28,15 @@ async def user_by_provider(session: AsyncSession, provider: str, account_id: str
 
 async def refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
     return await session.get(RefreshToken, token_hash)
+
+
+async def disable_refresh_tokens(session: AsyncSession, user_id: str) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id)
+        .values(enabled=False)
+        .execution_options(synchronize_session=False)
+    )
 
 
 # --- chats and messages -------------------------------------------------------------------------------------
@@ -63,6 +73,24 @@ async def messages(session: AsyncSession, chat_id: uuid.UUID) -> Sequence[ChatMe
     return (await session.scalars(query)).all()
 
 
+async def reports_by_message(
+    session: AsyncSession, chat_id: uuid.UUID, message_id: uuid.UUID | None = None
+) -> dict[uuid.UUID, list[ChatReport]]:
+    """The reports of a chat's messages (or of one of them), oldest first, by message id."""
+    query = (
+        select(ChatReport)
+        .join(ChatMessage, ChatMessage.id == ChatReport.message_id)
+        .where(ChatMessage.chat_id == chat_id)
+        .order_by(ChatReport.id)
+    )
+    if message_id is not None:
+        query = query.where(ChatReport.message_id == message_id)
+    found: dict[uuid.UUID, list[ChatReport]] = defaultdict(list)
+    for report in await session.scalars(query):
+        found[report.message_id].append(report)
+    return found
+
+
 async def message_count(session: AsyncSession, chat_id: uuid.UUID) -> int:
     query = select(func.count()).select_from(ChatMessage).where(ChatMessage.chat_id == chat_id)
     return int((await session.scalar(query)) or 0)
@@ -79,10 +107,41 @@ async def message(
     return (await session.scalars(query)).one_or_none()
 
 
-async def cancel_other_pending(session: AsyncSession, user_id: str, parent_id: uuid.UUID) -> None:
-    """Cancel the user's pending assistant messages under other parents (drafts of one parent stay)."""
+async def pending_by_compat_hash(session: AsyncSession) -> dict[str, int]:
+    """How many assistant messages wait for a worker, by model compat hash (the queue lengths)."""
+    query = (
+        select(ChatMessage.worker_compat_hash, func.count())
+        .where(ChatMessage.state == MessageState.pending, ChatMessage.worker_compat_hash.is_not(None))
+        .group_by(ChatMessage.worker_compat_hash)
+    )
+    return {str(compat_hash): int(count) for compat_hash, count in await session.execute(query)}
+
+
+async def pending_messages(session: AsyncSession) -> list[tuple[uuid.UUID, str]]:
+    """(id, compat hash) of every assistant message waiting for a worker, oldest first."""
+    query = (
+        select(ChatMessage.id, ChatMessage.worker_compat_hash)
+        .where(ChatMessage.state == MessageState.pending, ChatMessage.worker_compat_hash.is_not(None))
+        .order_by(ChatMessage.id)
+    )
+    return [(message_id, str(compat_hash)) for message_id, compat_hash in await session.execute(query)]
+
+
+async def assistant_state_counts(session: AsyncSession) -> dict[str, int]:
+    query = (
+        select(ChatMessage.state, func.count())
+        .where(ChatMessage.role == "assistant")
+        .group_by(ChatMessage.state)
+    )
+    return {str(state): int(count) for state, count in await session.execute(query)}
+
+
+async def cancel_other_pending(session: AsyncSession, user_id: str, parent_id: uuid.UUID) -> list[uuid.UUID]:
+    """Cancel the user's pending assistant messages under other parents (drafts of one parent stay).
+
+    Returns the ids of the messages it cancelled."""
     user_chats = select(Chat.id).where(Chat.user_id == user_id)
-    await session.execute(
+    cancelled = await session.execute(
         update(ChatMessage)
         .where(
             ChatMessage.chat_id.in_(user_chats),
@@ -91,6 +150,17 @@ async def cancel_other_pending(session: AsyncSession, user_id: str, parent_id: u
             ChatMessage.parent_id != parent_id,
         )
         .values(state=MessageState.cancelled)
+        .returning(ChatMessage.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(cancelled.scalars())
+
+
+async def hide_all_chats(session: AsyncSession, user_id: str) -> None:
+    await session.execute(
+        update(Chat)
+        .where(Chat.user_id == user_id, Chat.hidden.is_(False))
+        .values(hidden=True)
         .execution_options(synchronize_session=False)
     )
 

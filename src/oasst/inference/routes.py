@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, WebSocket
+from fastapi import APIRouter, Header, Path, Query, Request, Response, WebSocket
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from oasst.collection.deps import RngDep, SettingsDep
 from oasst.inference import service
-from oasst.inference.deps import AdminDep, RuntimeDep, UnitOfWorkDep, UserDep
+from oasst.inference.deps import AdminDep, RuntimeDep, TrustedClientHeader, UnitOfWorkDep, UserDep
+from oasst.inference.schemas import Refused
 from oasst.inference.workers import WorkerConnection, handshake
 from oasst.protocol.inference import (
     ChatListRead,
@@ -21,11 +22,18 @@ from oasst.protocol.inference import (
     CreateChatRequest,
     CreatePrompterMessageRequest,
     CreateWorkerRequest,
+    ErrorResponseEvent,
+    InferenceUserRead,
     ListChatsResponse,
+    LocalLoginRequest,
+    LocalRegisterRequest,
+    MessageEvalRequest,
     MessageRead,
     ModelConfigInfo,
+    ReportRequest,
     Token,
     TokenPair,
+    VoteRequest,
     WorkerRead,
 )
 
@@ -33,6 +41,7 @@ auth_router = APIRouter(prefix="/auth", tags=["inference auth"])
 chats_router = APIRouter(prefix="/chats", tags=["chats"])
 configs_router = APIRouter(prefix="/configs", tags=["configs"])
 admin_router = APIRouter(prefix="/admin", tags=["inference admin"])
+account_router = APIRouter(prefix="/account", tags=["inference auth"])
 workers_router = APIRouter(prefix="/workers", tags=["workers"])
 
 
@@ -46,7 +55,7 @@ async def check(user: UserDep) -> str:
 
 @auth_router.get("/providers")
 async def providers(settings: SettingsDep) -> list[str]:
-    return ["debug"] if settings.allow_debug_auth else []
+    return service.providers(settings)
 
 
 @auth_router.get("/refresh")
@@ -71,6 +80,29 @@ async def callback_debug(
     unit: UnitOfWorkDep, runtime: RuntimeDep, code: Annotated[str, Query(max_length=128)] = ""
 ) -> TokenPair:
     return await service.debug_login(unit.session, runtime.settings, runtime.secret, code)
+
+
+@auth_router.post("/login/local")
+async def login_local(body: LocalLoginRequest, unit: UnitOfWorkDep, runtime: RuntimeDep) -> TokenPair:
+    return await service.local_login(unit.session, runtime.settings, runtime.secret, body)
+
+
+@auth_router.post("/register/local")
+async def register_local(body: LocalRegisterRequest, unit: UnitOfWorkDep, runtime: RuntimeDep) -> TokenPair:
+    return await service.register_local(unit.session, runtime.settings, runtime.secret, body)
+
+
+@auth_router.post("/trusted")
+async def trusted(
+    request: Request, unit: UnitOfWorkDep, trusted_client: TrustedClientHeader = None
+) -> InferenceUserRead:
+    return await service.ensure_trusted_user(unit.session, request.app.state.api_clients, trusted_client)
+
+
+@account_router.delete("/")
+async def delete_account(unit: UnitOfWorkDep, user: UserDep) -> Response:
+    await service.delete_user(unit.session, user)
+    return Response(status_code=200)
 
 
 # --- chats and messages -------------------------------------------------------------------------------------
@@ -100,6 +132,12 @@ async def create_chat(
 @chats_router.get("/{chat_id}")
 async def get_chat(chat_id: uuid.UUID, unit: UnitOfWorkDep, user: UserDep) -> ChatRead:
     return await service.get_chat(unit.session, user, chat_id)
+
+
+@chats_router.put("/hide_all")
+async def hide_all_chats(unit: UnitOfWorkDep, user: UserDep) -> None:
+    """Hide every chat of the user (declared before PUT /{chat_id}, which shadows it upstream)."""
+    await service.hide_all_chats(unit.session, user)
 
 
 @chats_router.put("/{chat_id}")
@@ -135,12 +173,19 @@ async def create_assistant_message(
     runtime: RuntimeDep,
     rng: RngDep,
 ) -> MessageRead:
-    queued = await service.add_assistant_message(
-        unit.session, runtime.settings, runtime.queue, runtime.workers.models(), user, chat_id, body, rng
-    )
+    try:
+        queued = await service.add_assistant_message(
+            unit.session, runtime.settings, runtime.queue, runtime.workers.models(), user, chat_id, body, rng
+        )
+    except Refused as refusal:
+        runtime.refused(refusal.reason)
+        raise
 
     async def enqueue() -> None:
         await runtime.queue.put(queued.compat_hash, str(queued.message.id), force=True)
+        # A stream open on a cancelled message ends (upstream's kept sending `pending` forever).
+        for cancelled in queued.cancelled:
+            await runtime.streams.publish(str(cancelled), ErrorResponseEvent(error=service.CANCELLED))
 
     unit.after_commit.append(enqueue)
     return queued.message
@@ -163,6 +208,30 @@ async def message_events(
     stream = service.events(message, runtime.settings, runtime.queue, runtime.streams, runtime.transaction)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+
+@chats_router.post("/{chat_id}/messages/{message_id}/votes")
+async def vote(
+    chat_id: uuid.UUID, message_id: uuid.UUID, body: VoteRequest, unit: UnitOfWorkDep, user: UserDep
+) -> Response:
+    await service.vote(unit.session, user, chat_id, message_id, body.score)
+    return Response(status_code=200)
+
+
+@chats_router.post("/{chat_id}/messages/{message_id}/reports")
+async def report(
+    chat_id: uuid.UUID, message_id: uuid.UUID, body: ReportRequest, unit: UnitOfWorkDep, user: UserDep
+) -> Response:
+    await service.report(unit.session, user, chat_id, message_id, body)
+    return Response(status_code=200)
+
+
+@chats_router.post("/{chat_id}/messages/{message_id}/message_evals")
+async def message_eval(
+    chat_id: uuid.UUID, message_id: uuid.UUID, body: MessageEvalRequest, unit: UnitOfWorkDep, user: UserDep
+) -> Response:
+    await service.evaluate(unit.session, user, chat_id, message_id, body.inferior_message_ids)
+    return Response(status_code=200)
 
 
 # --- configs, worker keys, the worker websocket -------------------------------------------------------------
@@ -189,6 +258,21 @@ async def delete_worker(worker_id: uuid.UUID, unit: UnitOfWorkDep, _admin: Admin
     return Response(status_code=200)
 
 
+UserIdPath = Annotated[str, Path(max_length=128)]
+
+
+@admin_router.delete("/refresh_tokens/{user_id}")
+async def revoke_refresh_tokens(user_id: UserIdPath, unit: UnitOfWorkDep, _admin: AdminDep) -> Response:
+    await service.revoke_refresh_tokens(unit.session, user_id)
+    return Response(status_code=200)
+
+
+@admin_router.delete("/users/{user_id}")
+async def delete_user(user_id: UserIdPath, unit: UnitOfWorkDep, _admin: AdminDep) -> Response:
+    await service.delete_user_by_id(unit.session, user_id)
+    return Response(status_code=200)
+
+
 @workers_router.websocket("/work")
 async def work(websocket: WebSocket) -> None:
     runtime = websocket.app.state.inference
@@ -209,9 +293,9 @@ async def work(websocket: WebSocket) -> None:
     await connection.run()
 
 
-def build_router() -> APIRouter:
-    """Everything under /inference."""
-    router = APIRouter(prefix="/inference")
-    for part in (auth_router, chats_router, configs_router, admin_router, workers_router):
+def build_router(prefix: str = "/inference") -> APIRouter:
+    """Everything of the inference API, under `prefix` (empty: at the root, as upstream serves it)."""
+    router = APIRouter(prefix=prefix)
+    for part in (auth_router, account_router, chats_router, configs_router, admin_router, workers_router):
         router.include_router(part)
     return router

@@ -33,6 +33,16 @@ class InferenceError(HTTPException):
         super().__init__(status, detail, dict(headers) if headers else None)
 
 
+class Refused(InferenceError):
+    """A request turned away for want of capacity, counted on /metrics by `reason`."""
+
+    def __init__(
+        self, status: int, detail: str, reason: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(status, detail, headers)
+        self.reason = reason
+
+
 def not_found(what: str) -> InferenceError:
     return InferenceError(404, f"{what} not found")
 

@@ -13,16 +13,28 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oasst.accounts import service as accounts
+from oasst.collection.auth import service as api_clients
 from oasst.config import Settings
-from oasst.db.models import Chat, ChatMessage, InferenceUser, RefreshToken, Worker
+from oasst.db.models import (
+    Chat,
+    ChatMessage,
+    ChatReport,
+    InferenceUser,
+    MessageEvaluation,
+    RefreshToken,
+    Worker,
+)
+from oasst.errors import OasstError
 from oasst.inference import repository
 from oasst.inference.queue import MessageStreams, WorkQueue, is_terminal
 from oasst.inference.schemas import (
@@ -30,6 +42,7 @@ from oasst.inference.schemas import (
     PRESETS,
     Claims,
     InferenceError,
+    Refused,
     decode_cursor,
     encode_cursor,
     not_found,
@@ -41,15 +54,21 @@ from oasst.protocol.inference import (
     CreateAssistantMessageRequest,
     CreatePrompterMessageRequest,
     ErrorResponseEvent,
+    InferenceUserRead,
     ListChatsResponse,
+    LocalLoginRequest,
+    LocalRegisterRequest,
     MessageRead,
     MessageState,
     ModelConfig,
     ModelConfigInfo,
     ParameterConfig,
     PendingResponseEvent,
+    Report,
+    ReportRequest,
     Token,
     TokenPair,
+    TrustedClientToken,
     WorkerRead,
     WorkParameters,
 )
@@ -59,6 +78,8 @@ log = logging.getLogger(__name__)
 
 Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 ABORTED_BY_WORKER = "Aborted due to worker error."
+WORKER_SILENT = "Aborted: the worker sent nothing for too long."
+CANCELLED = "Cancelled: another reply was asked for."
 
 
 def _now() -> datetime:
@@ -119,9 +140,13 @@ async def issue_tokens(session: AsyncSession, settings: Settings, secret: str, u
 
 
 async def refresh_access_token(session: AsyncSession, settings: Settings, secret: str, refresh: str) -> Token:
+    """A new access token for a refresh token that is stored, enabled and of a user not deleted."""
     claims = verify(secret, refresh, "refresh")
     stored = await repository.refresh_token(session, hash_secret(refresh))
     if stored is None or not stored.enabled or stored.user_id != claims.user_id:
+        raise InferenceError(401, "Invalid token")
+    user = await repository.user(session, claims.user_id)
+    if user is None or user.deleted:
         raise InferenceError(401, "Invalid token")
     exp = time.time() + settings.auth_access_token_expire_minutes * 60
     return Token(access_token=sign(secret, Claims(claims.user_id, exp, "access")), token_type="bearer")
@@ -135,12 +160,163 @@ async def debug_login(session: AsyncSession, settings: Settings, secret: str, us
         raise InferenceError(400, "Username is required")
     user = await repository.user_by_provider(session, "debug", username)
     if user is None:
-        user = InferenceUser(
-            id=username, provider="debug", provider_account_id=username, display_name=username
+        if await repository.user(session, username) is not None:  # deleted, or another provider's id
+            raise InferenceError(403, "This user cannot sign in")
+        user = await _add_user(
+            session,
+            InferenceUser(id=username, provider="debug", provider_account_id=username, display_name=username),
         )
-        session.add(user)
-        await session.flush()
     return await issue_tokens(session, settings, secret, user.id)
+
+
+async def _add_user(session: AsyncSession, user: InferenceUser) -> InferenceUser:
+    """Insert a new user; if a simultaneous sign-in inserted the same (provider, account) first, that one."""
+    try:
+        async with session.begin_nested():
+            session.add(user)
+            await session.flush()
+    except IntegrityError as error:
+        existing = await repository.user_by_provider(session, user.provider, user.provider_account_id)
+        if existing is None:  # the id is another provider's
+            raise InferenceError(409, "This user exists already") from error
+        return existing
+    return user
+
+
+def providers(settings: Settings) -> list[str]:
+    """The sign-in methods this server offers."""
+    return [name for name, on in (("local", settings.local_auth), ("debug", settings.allow_debug_auth)) if on]
+
+
+async def local_login(
+    session: AsyncSession, settings: Settings, secret: str, body: LocalLoginRequest
+) -> TokenPair:
+    """Sign in with a local account; its inference user (provider "local") is made on first sign-in."""
+    if not settings.local_auth:
+        raise InferenceError(403, "Local sign-in is not enabled")
+    account = await accounts.authenticate(session, body.username, body.password)
+    if account is None:
+        raise InferenceError(401, "Invalid username or password")
+    user = await repository.user_by_provider(session, "local", str(account.id))
+    if user is None:
+        user = await _add_user(
+            session,
+            InferenceUser(
+                id=str(uuid.uuid4()),
+                provider="local",
+                provider_account_id=str(account.id),
+                display_name=account.display_name,
+            ),
+        )
+    return await issue_tokens(session, settings, secret, user.id)
+
+
+async def register_local(
+    session: AsyncSession, settings: Settings, secret: str, body: LocalRegisterRequest
+) -> TokenPair:
+    """Create a local account and sign in with it (only with OASST_ALLOW_REGISTRATION=true)."""
+    if not settings.local_auth or not settings.allow_registration:
+        raise InferenceError(403, "Registration is not open")
+    try:
+        await accounts.register(session, body.username, body.password, body.display_name)
+    except OasstError as error:
+        raise InferenceError(error.status, error.message) from error
+    return await local_login(session, settings, secret, body)
+
+
+def _trusted_token(header: str) -> TrustedClientToken:
+    try:
+        return TrustedClientToken.model_validate_json(base64.b64decode(header, validate=True))
+    except (ValueError, ValidationError) as error:
+        raise InferenceError(400, "Invalid TrustedClient header: base64 of a JSON object expected") from error
+
+
+async def trusted_client(
+    session: AsyncSession, cache: api_clients.ClientCache | None, header: str | None
+) -> TrustedClientToken:
+    """The TrustedClient header, if its key is OASST_BOOTSTRAP_API_KEY or a trusted API client's key."""
+    if not header:
+        raise InferenceError(401, "Unauthorized client")
+    token = _trusted_token(header)
+    try:
+        client = await api_clients.authenticate(session, token.api_key, cache)
+    except OasstError as error:
+        raise InferenceError(401, "Unauthorized client") from error
+    if not client.trusted:
+        raise InferenceError(401, "Unauthorized client")
+    return token
+
+
+async def trusted_user(
+    session: AsyncSession, cache: api_clients.ClientCache | None, header: str
+) -> InferenceUser:
+    """The user a trusted client speaks for; 404 until the client has called POST /auth/trusted."""
+    token = await trusted_client(session, cache, header)
+    user = await repository.user(session, token.user_id)
+    if user is None:
+        raise not_found("User")
+    if user.deleted:
+        raise InferenceError(401, "User was deleted")
+    return user
+
+
+async def ensure_trusted_user(
+    session: AsyncSession, cache: api_clients.ClientCache | None, header: str | None
+) -> InferenceUserRead:
+    """POST /auth/trusted: the user of the header's `user_id`, created (provider = `client`) if missing."""
+    token = await trusted_client(session, cache, header)
+    user = await repository.user(session, token.user_id)
+    if user is None:
+        if await repository.user_by_provider(session, token.client, token.provider_account_id) is not None:
+            raise InferenceError(409, "Another user has this provider account")
+        user = await _add_user(
+            session,
+            InferenceUser(
+                id=token.user_id,
+                provider=token.client,
+                provider_account_id=token.provider_account_id,
+                display_name=token.username or token.provider_account_id,
+            ),
+        )
+        if user.id != token.user_id:
+            raise InferenceError(409, "Another user has this provider account")
+    return InferenceUserRead(
+        id=user.id,
+        provider=user.provider,
+        provider_account_id=user.provider_account_id,
+        display_name=user.display_name,
+        deleted=user.deleted,
+    )
+
+
+async def delete_user(session: AsyncSession, user: InferenceUser) -> None:
+    """Upstream's soft delete: anonymised, refresh tokens off, chats kept; a local account is disabled."""
+    if user.provider == "local":
+        account = await accounts.get_by_id(session, uuid.UUID(user.provider_account_id))
+        if account is not None:
+            account.enabled = False
+    user.deleted = True
+    user.display_name = "Deleted User"
+    user.provider_account_id = f"deleted_{user.id}"
+    await repository.disable_refresh_tokens(session, user.id)
+    await session.flush()
+
+
+async def _existing_user(session: AsyncSession, user_id: str) -> InferenceUser:
+    user = await repository.user(session, user_id)
+    if user is None:
+        raise not_found("User")
+    return user
+
+
+async def delete_user_by_id(session: AsyncSession, user_id: str) -> None:
+    await delete_user(session, await _existing_user(session, user_id))
+
+
+async def revoke_refresh_tokens(session: AsyncSession, user_id: str) -> None:
+    """Disable every refresh token of a user: refreshing then fails; access tokens run out on their own."""
+    await _existing_user(session, user_id)
+    await repository.disable_refresh_tokens(session, user_id)
 
 
 async def authenticate(session: AsyncSession, secret: str, bearer: str | None) -> InferenceUser:
@@ -206,7 +382,7 @@ def chat_list_read(chat: Chat, with_tail: bool = True) -> ChatListRead:
     )
 
 
-def message_read(message: ChatMessage) -> MessageRead:
+def message_read(message: ChatMessage, reports: Sequence[ChatReport] = ()) -> MessageRead:
     parameters = message.work_parameters
     return MessageRead(
         id=message.id,
@@ -217,6 +393,9 @@ def message_read(message: ChatMessage) -> MessageRead:
         role=message.role,
         state=MessageState(message.state),
         score=message.score,
+        reports=[
+            Report(id=report.id, report_type=report.report_type, reason=report.reason) for report in reports
+        ],
         work_parameters=WorkParameters.model_validate(parameters) if parameters is not None else None,
         used_plugin=message.used_plugin,
     )
@@ -265,7 +444,11 @@ async def create_chat(session: AsyncSession, user: InferenceUser) -> ChatListRea
 
 async def get_chat(session: AsyncSession, user: InferenceUser, chat_id: uuid.UUID) -> ChatRead:
     chat = await _chat(session, user, chat_id)
-    messages = [message_read(message) for message in await repository.messages(session, chat_id)]
+    reports = await repository.reports_by_message(session, chat_id)
+    messages = [
+        message_read(message, reports.get(message.id, ()))
+        for message in await repository.messages(session, chat_id)
+    ]
     return ChatRead(**chat_list_read(chat).model_dump(), messages=messages)
 
 
@@ -286,6 +469,10 @@ async def update_chat(
     await session.flush()
 
 
+async def hide_all_chats(session: AsyncSession, user: InferenceUser) -> None:
+    await repository.hide_all_chats(session, user.id)
+
+
 async def delete_chat(session: AsyncSession, user: InferenceUser, chat_id: uuid.UUID) -> None:
     await _chat(session, user, chat_id)
     await repository.delete_chat(session, chat_id)
@@ -294,14 +481,81 @@ async def delete_chat(session: AsyncSession, user: InferenceUser, chat_id: uuid.
 # --- messages -----------------------------------------------------------------------------------------------
 
 
-async def get_message(
+async def _message(
     session: AsyncSession, user: InferenceUser, chat_id: uuid.UUID, message_id: uuid.UUID
-) -> MessageRead:
+) -> ChatMessage:
     await _chat(session, user, chat_id)
     message = await repository.message(session, message_id, chat_id)
     if message is None:
         raise not_found("Message")
-    return message_read(message)
+    return message
+
+
+async def get_message(
+    session: AsyncSession, user: InferenceUser, chat_id: uuid.UUID, message_id: uuid.UUID
+) -> MessageRead:
+    message = await _message(session, user, chat_id, message_id)
+    reports = await repository.reports_by_message(session, chat_id, message_id)
+    return message_read(message, reports.get(message_id, ()))
+
+
+async def _assistant_message(
+    session: AsyncSession, user: InferenceUser, chat_id: uuid.UUID, message_id: uuid.UUID, action: str
+) -> ChatMessage:
+    message = await _message(session, user, chat_id, message_id)
+    if message.role != "assistant":
+        raise InferenceError(400, f"Only assistant messages can be {action}")
+    return message
+
+
+async def vote(
+    session: AsyncSession, user: InferenceUser, chat_id: uuid.UUID, message_id: uuid.UUID, score: int
+) -> None:
+    """Set the thumbs score (-1, 0, 1) of an assistant message; the last vote counts."""
+    message = await _assistant_message(session, user, chat_id, message_id, "voted on")
+    message.score = score
+    await session.flush()
+
+
+async def report(
+    session: AsyncSession,
+    user: InferenceUser,
+    chat_id: uuid.UUID,
+    message_id: uuid.UUID,
+    body: ReportRequest,
+) -> None:
+    await _assistant_message(session, user, chat_id, message_id, "reported")
+    session.add(
+        ChatReport(message_id=message_id, user_id=user.id, report_type=body.report_type, reason=body.reason)
+    )
+    await session.flush()
+
+
+async def evaluate(
+    session: AsyncSession,
+    user: InferenceUser,
+    chat_id: uuid.UUID,
+    message_id: uuid.UUID,
+    inferior_ids: Sequence[uuid.UUID],
+) -> None:
+    """Record that the user picked draft `message_id` over `inferior_ids` (drafts of the same parent)."""
+    selected = await _assistant_message(session, user, chat_id, message_id, "selected")
+    by_id = {message.id: message for message in await repository.messages(session, chat_id)}
+    for inferior_id in inferior_ids:
+        inferior = by_id.get(inferior_id)
+        if inferior is None or inferior_id == message_id:
+            raise InferenceError(400, f"Message {inferior_id} is not another message of this chat")
+        if inferior.role != "assistant" or inferior.parent_id != selected.parent_id:
+            raise InferenceError(400, f"Message {inferior_id} is not a draft of the same prompt")
+    session.add(
+        MessageEvaluation(
+            chat_id=chat_id,
+            user_id=user.id,
+            selected_message_id=message_id,
+            inferior_message_ids=[str(inferior_id) for inferior_id in dict.fromkeys(inferior_ids)],
+        )
+    )
+    await session.flush()
 
 
 async def _check_room(session: AsyncSession, settings: Settings, chat_id: uuid.UUID) -> None:
@@ -364,6 +618,7 @@ class QueuedMessage:
 
     message: MessageRead
     compat_hash: str
+    cancelled: list[uuid.UUID]  # the user's pending messages under other parents, cancelled by this one
 
 
 async def add_assistant_message(
@@ -377,19 +632,19 @@ async def add_assistant_message(
     rng: random.Random,
 ) -> QueuedMessage:
     """A pending assistant stub under a prompter message, for the model a connected worker serves."""
-    model = models.get(body.model_config_name)
-    if model is None:
-        raise InferenceError(422, f"Model {body.model_config_name} not found")
     await _chat(session, user, chat_id)
     parent = await repository.message(session, body.parent_id, chat_id)
     if parent is None or parent.role != "prompter":
         raise InferenceError(400, "Message not found")
+    model = models.get(body.model_config_name)
+    if model is None:
+        raise Refused(422, f"Model {body.model_config_name} not found", "no_worker")
     await _check_room(session, settings, chat_id)
     if not await queue.has_room(model.compat_hash):
-        raise InferenceError(
-            429, "The server is currently busy. Please try again later.", {"Retry-After": "10"}
+        raise Refused(
+            429, "The server is currently busy. Please try again later.", "queue_full", {"Retry-After": "10"}
         )
-    await repository.cancel_other_pending(session, user.id, parent.id)
+    cancelled = await repository.cancel_other_pending(session, user.id, parent.id)
     parameters = WorkParameters(
         model=model,
         sampling_parameters=body.sampling_parameters,
@@ -410,7 +665,7 @@ async def add_assistant_message(
     )
     session.add(message)
     await session.flush()
-    return QueuedMessage(message_read(message), model.compat_hash)
+    return QueuedMessage(message_read(message), model.compat_hash, cancelled)
 
 
 # --- the work lifecycle (driven by a worker connection) -----------------------------------------------------
@@ -501,17 +756,28 @@ async def abort_work(session: AsyncSession, message_id: uuid.UUID, error: str) -
     return message_read(message)
 
 
-async def expire_if_pending(
+async def expire_if_stalled(
     session: AsyncSession, settings: Settings, message_id: uuid.UUID
-) -> MessageRead | None:
-    """Time out a message still pending past the timeout (no worker took it); None if it is not."""
+) -> ErrorResponseEvent | None:
+    """Called when a stream has seen nothing for the timeout: time out a message still pending past it (no
+    worker took it), or abort one started longer ago (its worker, or the server process it was connected
+    to, died without a word); None if neither."""
     message = await repository.message(session, message_id, lock=True)
-    if message is None or message.state != MessageState.pending or not _expired(message, settings):
+    if message is None or not _expired(message, settings):
         return None
-    message.state = MessageState.timeout
-    message.error = "Timeout"
+    if message.state == MessageState.pending:
+        message.state = MessageState.timeout
+        message.error = "Timeout"
+    elif message.state == MessageState.in_progress and message.work_begin_at is not None:
+        if _now() - message.work_begin_at <= timedelta(seconds=settings.assistant_message_timeout):
+            return None
+        message.state = MessageState.aborted_by_worker
+        message.error = WORKER_SILENT
+        message.work_end_at = _now()
+    else:
+        return None
     await session.flush()
-    return message_read(message)
+    return ErrorResponseEvent(error=message.error, message=message_read(message))
 
 
 # --- the SSE stream -----------------------------------------------------------------------------------------
@@ -540,6 +806,41 @@ def _sse(event: BaseModel) -> str:
     return f"data: {event.model_dump_json()}\n\n"
 
 
+class Watchdog:
+    """Ends a stream that has seen no event for `assistant_message_timeout` seconds when its message is
+    stalled (see expire_if_stalled), by publishing the error event its readers then get."""
+
+    def __init__(
+        self,
+        message_id: uuid.UUID,
+        created_at: datetime,
+        settings: Settings,
+        streams: MessageStreams,
+        transaction: Transaction,
+    ) -> None:
+        self.message_id = message_id
+        self.settings = settings
+        self.streams = streams
+        self.transaction = transaction
+        self._timeout = timedelta(seconds=settings.assistant_message_timeout)
+        self._quiet_since = created_at  # the last event, or the last look at a message found not stalled
+
+    def saw_event(self) -> None:
+        self._quiet_since = _now()
+
+    async def idle(self) -> bool:
+        """On an idle tick: True if the message was stalled and its error event is now published."""
+        if self._timeout <= timedelta(0) or _now() - self._quiet_since <= self._timeout:
+            return False
+        self._quiet_since = _now()
+        async with self.transaction() as session:
+            event = await expire_if_stalled(session, self.settings, self.message_id)
+        if event is None:
+            return False
+        await self.streams.publish(str(self.message_id), event)
+        return True
+
+
 async def events(
     message: MessageRead,
     settings: Settings,
@@ -548,27 +849,24 @@ async def events(
     transaction: Transaction,
 ) -> AsyncIterator[str]:
     """SSE frames: `pending` with the queue position until the first token, tokens, then the message or an
-    error. A message that no worker took within the timeout ends with a "Timeout" error."""
+    error. A message no worker took within the timeout ends with a "Timeout" error; one whose worker went
+    silent that long (or died with its server process) is aborted."""
     message_id = str(message.id)
     compat_hash = message.work_parameters.model.compat_hash if message.work_parameters else None
     started = False
-    may_expire = settings.assistant_message_timeout > 0
+    watchdog = Watchdog(message.id, message.created_at, settings, streams, transaction)
     async for event in streams.listen(message_id, settings.pending_event_interval):
         if event is not None:
             started = True
+            watchdog.saw_event()
             yield _sse(event)
             if is_terminal(event):
                 return
             continue
+        if await watchdog.idle():
+            continue
         if started:
             yield ": ping\n\n"  # keeps proxies from closing a stream whose worker is slow
             continue
-        if may_expire and _now() - message.created_at > timedelta(seconds=settings.assistant_message_timeout):
-            may_expire = False
-            async with transaction() as session:
-                expired = await expire_if_pending(session, settings, message.id)
-            if expired is not None:
-                await streams.publish(message_id, ErrorResponseEvent(error="Timeout", message=expired))
-                continue
         position, size = await queue.position(compat_hash, message_id) if compat_hash else (0, 1)
         yield _sse(PendingResponseEvent(queue_position=position, queue_size=size))

@@ -114,10 +114,21 @@ class WorkerConnection:
             # A first ping tells the worker it is registered (it answers with a pong, as to every ping).
             await self._send(PingRequest())
             while True:
-                if receiving is None:
-                    receiving = asyncio.create_task(self.websocket.receive_text())
                 if dequeuing is None and len(self.in_flight) < self.info.config.max_parallel_requests:
                     dequeuing = asyncio.create_task(self.queue.get(compat_hash))
+                if dequeuing is None and receiving is None:
+                    # At capacity only packets can come: wait for them without a task and an asyncio.wait
+                    # per packet (the hot path: one packet per token).
+                    try:
+                        async with asyncio.timeout(self.settings.worker_ping_interval):
+                            text = await self.websocket.receive_text()
+                    except TimeoutError:
+                        await self._send(PingRequest())
+                        continue
+                    await self._handle(text)
+                    continue
+                if receiving is None:
+                    receiving = asyncio.create_task(self.websocket.receive_text())
                 waiting = {task for task in (receiving, dequeuing) if task is not None}
                 done, _ = await asyncio.wait(
                     waiting, timeout=self.settings.worker_ping_interval, return_when=asyncio.FIRST_COMPLETED
@@ -207,7 +218,8 @@ class WorkerConnection:
         async with self.transaction() as session:
             message = await service.complete_work(session, work.message_id, packet.text, packet.used_plugin)
         if message is not None:
-            await self.streams.publish(str(work.message_id), MessageResponseEvent(message=message))
+            event = MessageResponseEvent(message=message, usage=packet.usage)
+            await self.streams.publish(str(work.message_id), event)
 
     async def _fail(self, packet: ErrorResponse) -> None:
         work = self.in_flight.pop(packet.request_id or "", None)

@@ -13,9 +13,10 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from oasst.collection.deps import RngDep, SettingsDep
+from oasst.gateway import service as gateway_service
 from oasst.inference.deps import RuntimeDep
 from oasst.openai_api import service
-from oasst.openai_api.service import SSE_HEADERS, OpenAIError
+from oasst.openai_api.service import SSE_HEADERS, Meter, OpenAIError
 from oasst.protocol.openai import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -68,13 +69,25 @@ class OpenAIRoute(APIRoute):
 _bearer = HTTPBearer(auto_error=False)
 
 
-async def _operator(
-    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    service.authenticate(settings.bootstrap_api_key, credentials.credentials if credentials else None)
+async def _caller(
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Meter | None:
+    """The operator (OASST_BOOTSTRAP_API_KEY, not metered), or a gateway account whose budget pays."""
+    key = credentials.credentials if credentials else None
+    try:
+        service.authenticate(settings.bootstrap_api_key, key)
+    except OpenAIError:
+        meter = await gateway_service.account_meter(request.app.state.sessions, settings, key)
+        if meter is None:
+            raise
+        return meter
+    return None
 
 
-router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(_operator)])
+MeterDep = Annotated[Meter | None, Depends(_caller)]
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(_caller)])
 
 
 @router.get("/models")
@@ -88,16 +101,18 @@ async def get_model(model: Annotated[str, Path(max_length=200)], runtime: Runtim
 
 
 @router.post("/chat/completions", response_model=None)
-async def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep, rng: RngDep) -> Response:
-    result = await service.chat_completion(runtime, body, rng)
+async def chat_completions(
+    body: ChatCompletionRequest, runtime: RuntimeDep, rng: RngDep, meter: MeterDep
+) -> Response:
+    result = await service.chat_completion(runtime, body, rng, meter)
     if isinstance(result, ChatCompletion):
         return JSONResponse(result.model_dump(mode="json"))
     return StreamingResponse(result, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.post("/completions", response_model=None)
-async def completions(body: CompletionRequest, runtime: RuntimeDep, rng: RngDep) -> Response:
-    result = await service.completion(runtime, body, rng)
+async def completions(body: CompletionRequest, runtime: RuntimeDep, rng: RngDep, meter: MeterDep) -> Response:
+    result = await service.completion(runtime, body, rng, meter)
     if isinstance(result, Completion):
         return JSONResponse(result.model_dump(mode="json"))
     return StreamingResponse(result, media_type="text/event-stream", headers=SSE_HEADERS)

@@ -4,8 +4,9 @@ A request becomes what the worker protocol already carries: a hidden chat of the
 `openai_api`) with the request's turns and a pending assistant message, queued for the model like any chat
 reply, so the same workers, re-queueing and timeouts apply. The rows stay (as other chats do); the API itself
 never reads them back. Stop sequences are applied here, on the streamed text (the worker protocol has no
-field for them). Counts: completion tokens are the token packets the worker sent (the protocol carries no
-counts); prompt tokens are estimated as one per four characters of the prompt, rounded up.
+field for them). Counts: exact when the worker sends them (`usage` on its generated_text, which a worker
+with the model's tokenizer does); otherwise completion tokens are the token packets the worker sent and prompt
+tokens are estimated as one per four characters of the prompt, rounded up.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -138,12 +139,25 @@ class Submitted:
     prompt_tokens: int
     max_tokens: int
     stop: list[str]
+    meter: Meter | None = None
 
 
 @dataclass(frozen=True)
 class Finished:
     reason: FinishReason
     completion_tokens: int
+    prompt_tokens: int | None = None  # the worker's exact count; None: estimated from the prompt's length
+
+
+class Meter(Protocol):
+    """Charges the caller of a request (a gateway account; the operator key has none): reserve before the
+    work is queued, then settle to the usage the answer reports, or release when the call fails."""
+
+    async def reserve(self, prompt: Prompt, max_tokens: int) -> None: ...
+
+    async def settle(self, usage: Usage) -> None: ...
+
+    async def release(self) -> None: ...
 
 
 def _text(message: ChatMessageParam, index: int) -> str:
@@ -218,16 +232,22 @@ async def submit(
     prompt: Prompt,
     max_tokens: int | None,
     rng: random.Random,
+    meter: Meter | None = None,
 ) -> Submitted:
-    """Store the request as a hidden chat with a pending assistant message, commit, then queue it."""
+    """Check the request, reserve its cost with the caller's meter, then store and queue it."""
     _check_common(body)
-    model = _model(runtime.workers.models(), body.model)
+    try:
+        model = _model(runtime.workers.models(), body.model)
+    except OpenAIError:
+        runtime.refused("no_worker")
+        raise
     limit = runtime.settings.message_max_length
     if len(prompt.system or "") > limit or any(len(text) > limit for _, text in prompt.turns):
         raise OpenAIError(
             400, f"A message is longer than {limit} characters.", code="context_length_exceeded"
         )
     if not await runtime.queue.has_room(model.compat_hash):
+        runtime.refused("queue_full")
         raise OpenAIError(
             429,
             "The server is currently busy. Please try again later.",
@@ -246,6 +266,29 @@ async def submit(
         )
     except ValidationError as error:  # the work parameters' own limits (a system prompt of 4096 characters)
         raise OpenAIError(400, f"The request exceeds a limit of the worker protocol: {error}") from error
+    if meter is not None:
+        await meter.reserve(prompt, sampling.max_new_tokens)
+    try:
+        message_id, now = await _enqueue(runtime, model, prompt, parameters)
+    except BaseException:
+        if meter is not None:
+            await meter.release()
+        raise
+    return Submitted(
+        message_id,
+        now,
+        body.model,
+        prompt.estimated_tokens(),
+        sampling.max_new_tokens,
+        body.stop_sequences(),
+        meter,
+    )
+
+
+async def _enqueue(
+    runtime: InferenceRuntime, model: ModelConfig, prompt: Prompt, parameters: WorkParameters
+) -> tuple[uuid.UUID, datetime]:
+    """Store the request as a hidden chat with a pending assistant message, commit, then queue it."""
     now = datetime.now(UTC)
     async with runtime.transaction() as session:
         operator = await _operator(session)
@@ -287,9 +330,7 @@ async def submit(
         chat.active_thread_tail_message_id = stub.id
         await session.flush()
     await runtime.queue.put(model.compat_hash, str(stub.id), force=True)
-    return Submitted(
-        stub.id, now, body.model, prompt.estimated_tokens(), sampling.max_new_tokens, body.stop_sequences()
-    )
+    return stub.id, now
 
 
 # --- reading the worker's tokens back -----------------------------------------------------------------------
@@ -310,9 +351,12 @@ async def generate(runtime: InferenceRuntime, submitted: Submitted) -> AsyncIter
     message_id = str(submitted.message_id)
     buffer = StopBuffer(submitted.stop)
     packets = 0
-    timeout = settings.assistant_message_timeout
-    may_expire = timeout > 0
+    watchdog = inference_service.Watchdog(
+        submitted.message_id, submitted.created_at, settings, runtime.streams, runtime.transaction
+    )
     async for event in runtime.streams.listen(message_id, settings.pending_event_interval):
+        if event is not None:
+            watchdog.saw_event()
         if isinstance(event, TokenResponseEvent):
             packets += 1
             text = buffer.push(event.text)
@@ -327,40 +371,57 @@ async def generate(runtime: InferenceRuntime, submitted: Submitted) -> AsyncIter
                 yield tail
             # The stream does not carry the worker's finish reason: a reply that used its whole token budget
             # is taken to have been cut by it.
-            yield Finished("length" if packets >= submitted.max_tokens else "stop", packets)
+            usage = event.usage
+            completion = usage.completion_tokens if usage is not None else packets
+            reason: FinishReason = "length" if completion >= submitted.max_tokens else "stop"
+            yield Finished(reason, completion, usage.prompt_tokens if usage is not None else None)
             return
         elif isinstance(event, ErrorResponseEvent):
             raise _worker_failure(event)
-        else:
-            if (
-                may_expire
-                and packets == 0
-                and datetime.now(UTC) - submitted.created_at > timedelta(seconds=timeout)
-            ):
-                may_expire = False
-                async with runtime.transaction() as session:
-                    expired = await inference_service.expire_if_pending(
-                        session, settings, submitted.message_id
-                    )
-                if expired is not None:
-                    await runtime.streams.publish(
-                        message_id, ErrorResponseEvent(error="Timeout", message=expired)
-                    )
-                    continue
+        elif not await watchdog.idle():
             yield None
 
 
 def _usage(submitted: Submitted, finished: Finished) -> Usage:
+    """What the request used: the worker's exact counts when it sent them, else the estimates."""
+    prompt_tokens = submitted.prompt_tokens if finished.prompt_tokens is None else finished.prompt_tokens
     return Usage(
-        prompt_tokens=submitted.prompt_tokens,
+        prompt_tokens=prompt_tokens,
         completion_tokens=finished.completion_tokens,
-        total_tokens=submitted.prompt_tokens + finished.completion_tokens,
+        total_tokens=prompt_tokens + finished.completion_tokens,
     )
+
+
+async def _metered(runtime: InferenceRuntime, submitted: Submitted) -> AsyncIterator[str | Finished | None]:
+    """generate(), charging the caller's meter: settled to the usage once finished, released when the call
+    fails; a reader that stops early (a client gone mid-stream) pays for the prompt and the pieces it got."""
+    meter = submitted.meter
+    if meter is None:
+        async for item in generate(runtime, submitted):
+            yield item
+        return
+    pieces = 0
+    done = False
+    try:
+        async for item in generate(runtime, submitted):
+            if isinstance(item, Finished):
+                done = True
+                await meter.settle(_usage(submitted, item))
+            elif item is not None:
+                pieces += 1
+            yield item
+    except OpenAIError:
+        done = True
+        await meter.release()
+        raise
+    finally:
+        if not done:
+            await meter.settle(_usage(submitted, Finished("stop", pieces)))
 
 
 async def _collect(runtime: InferenceRuntime, submitted: Submitted) -> tuple[str, Finished]:
     pieces: list[str] = []
-    async for item in generate(runtime, submitted):
+    async for item in _metered(runtime, submitted):
         if isinstance(item, Finished):
             return "".join(pieces), item
         if item is not None:
@@ -384,7 +445,7 @@ def _include_usage(body: SamplingRequest) -> bool:
 
 
 async def chat_completion(
-    runtime: InferenceRuntime, body: ChatCompletionRequest, rng: random.Random
+    runtime: InferenceRuntime, body: ChatCompletionRequest, rng: random.Random, meter: Meter | None = None
 ) -> ChatCompletion | AsyncIterator[str]:
     """One ChatCompletion, or with `stream` its SSE frames."""
     if body.logprobs:
@@ -392,7 +453,7 @@ async def chat_completion(
     if body.tools:
         raise OpenAIError(400, "tools are not supported.", param="tools")
     prompt = chat_prompt(body)
-    submitted = await submit(runtime, body, prompt, body.max_completion_tokens or body.max_tokens, rng)
+    submitted = await submit(runtime, body, prompt, body.max_completion_tokens or body.max_tokens, rng, meter)
     completion_id = f"chatcmpl-{submitted.message_id.hex}"
     created = int(time.time())
     if body.stream:
@@ -444,11 +505,11 @@ def completion_prompt(body: CompletionRequest) -> str:
 
 
 async def completion(
-    runtime: InferenceRuntime, body: CompletionRequest, rng: random.Random
+    runtime: InferenceRuntime, body: CompletionRequest, rng: random.Random, meter: Meter | None = None
 ) -> Completion | AsyncIterator[str]:
     """The prompt goes to the worker as one user turn (the protocol carries chat threads, not raw text)."""
     text = completion_prompt(body)
-    submitted = await submit(runtime, body, Prompt(None, [("prompter", text)]), body.max_tokens, rng)
+    submitted = await submit(runtime, body, Prompt(None, [("prompter", text)]), body.max_tokens, rng, meter)
     completion_id = f"cmpl-{submitted.message_id.hex}"
     created = int(time.time())
     echo = text if body.echo else ""
@@ -506,7 +567,7 @@ async def _stream_lines(
     `stream_options.include_usage`, as OpenAI does. A failure ends the stream with an error chunk.
     """
     try:
-        async for item in generate(runtime, submitted):
+        async for item in _metered(runtime, submitted):
             if item is None:
                 yield ": keep-alive\n\n"
             elif isinstance(item, str):

@@ -180,6 +180,52 @@ class WorkerRead(WireModel):
     trusted: bool = False
 
 
+class LocalLoginRequest(WireModel):
+    """Sign-in with a local account (oasst's own; upstream has only OAuth and debug logins)."""
+
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class LocalRegisterRequest(LocalLoginRequest):
+    display_name: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+
+class TrustedClientToken(WireModel):
+    """What a trusted frontend (website, bot) puts, as base64 JSON, in the `TrustedClient` header."""
+
+    api_key: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    client: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    provider_account_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    username: Annotated[str, StringConstraints(max_length=256)]
+
+
+class InferenceUserRead(WireModel):
+    """Upstream's DbUser as `POST /auth/trusted` returns it."""
+
+    id: str
+    provider: str
+    provider_account_id: str
+    display_name: str
+    deleted: bool = False
+
+
+class VoteRequest(WireModel):
+    score: Literal[-1, 0, 1]
+
+
+class ReportRequest(WireModel):
+    report_type: Literal["spam", "offensive", "feedback"]
+    reason: Annotated[str, StringConstraints(max_length=4096)] = ""
+
+
+class MessageEvalRequest(WireModel):
+    """The drafts passed over in favour of the message the route names."""
+
+    inferior_message_ids: list[UUID] = Field(default_factory=list, max_length=32)
+
+
 # --- the SSE stream of an assistant message -----------------------------------------------------------------
 
 
@@ -200,9 +246,17 @@ class ErrorResponseEvent(WireModel):
     message: MessageRead | None = None
 
 
+class TokenUsage(WireModel):
+    """Token counts a worker measured for one reply (an oasst extension: upstream sends and reads none)."""
+
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+
+
 class MessageResponseEvent(WireModel):
     event_type: Literal["message"] = "message"
     message: MessageRead
+    usage: TokenUsage | None = None  # the worker's exact counts, when it sent them
 
 
 ResponseEvent = Annotated[

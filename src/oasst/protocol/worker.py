@@ -13,7 +13,7 @@ from uuid import uuid4
 from pydantic import Field, TypeAdapter
 
 from oasst.protocol.collection import Timestamp
-from oasst.protocol.inference import MessageRead, ModelConfig, WireModel, WorkParameters
+from oasst.protocol.inference import MessageRead, ModelConfig, TokenUsage, WireModel, WorkParameters
 
 PROTOCOL_VERSION = "1"
 API_KEY_HEADER = "X-API-Key"
@@ -149,6 +149,7 @@ class GeneratedTextResponse(WireModel):
     finish_reason: Literal["length", "eos_token", "stop_sequence"]
     metrics: WorkerMetricsInfo | None = None
     used_plugin: dict[str, object] | None = None
+    usage: TokenUsage | None = None  # oasst extension: exact counts from a worker that has the tokenizer
 
 
 class ErrorResponse(WireModel):

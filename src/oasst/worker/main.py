@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from oasst.protocol.inference import TokenUsage
 from oasst.protocol.worker import (
     API_KEY_HEADER,
     PROTOCOL_VERSION,
@@ -35,7 +36,7 @@ from oasst.protocol.worker import (
     WrongApiKeyRequest,
     worker_request_adapter,
 )
-from oasst.worker.backends.base import Backend, BackendError, Finish, FinishReason, Generation
+from oasst.worker.backends.base import Backend, BackendError, Finish, FinishReason, Generation, Started
 from oasst.worker.prompts import STOP_SEQUENCES, StopBuffer
 
 log = logging.getLogger(__name__)
@@ -168,24 +169,47 @@ class ModelWorker:
         generation = Generation.build(request.thread.messages, request.parameters, self.stop)
         buffer = StopBuffer(generation.stop)
         reason: FinishReason = "eos_token"
+        prompt_tokens: int | None = None
+        completion_tokens = 0
         try:
             async with contextlib.aclosing(self.backend.generate(generation)) as items:
                 async for item in items:
+                    if isinstance(item, Started):
+                        prompt_tokens = item.prompt_tokens
+                        continue
                     if isinstance(item, Finish):
                         reason = item.reason
                         break
+                    completion_tokens += 1
                     text = buffer.push(item.text)
                     if text:
-                        await send(TokenResponse(request_id=request.id, text=text, token_id=item.token_id))
+                        await send(
+                            TokenResponse(
+                                request_id=request.id,
+                                text=text,
+                                token_id=item.token_id,
+                                log_prob=item.log_prob,
+                            )
+                        )
                     if buffer.stopped:
                         reason = "stop_sequence"
                         break
             tail = buffer.flush()
             if tail:
                 await send(TokenResponse(request_id=request.id, text=tail))
+            # Counted only by a backend that said how long the prompt was (then each Token is a model token).
+            usage = (
+                None
+                if prompt_tokens is None
+                else TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+            )
             await send(
                 GeneratedTextResponse(
-                    request_id=request.id, text=buffer.text, finish_reason=reason, metrics=_metrics()
+                    request_id=request.id,
+                    text=buffer.text,
+                    finish_reason=reason,
+                    metrics=_metrics(),
+                    usage=usage,
                 )
             )
             log.info("work request %s done (%s)", request.id, reason)

@@ -51,17 +51,17 @@ def chat_turns(messages: list[MessageRead], parameters: WorkParameters) -> list[
     return turns
 
 
+TURN_TOKENS = {"system": SYSTEM, "user": PROMPTER, "assistant": ASSISTANT}
+
+
+def oasst_text(turns: list[Turn], eos: str = END_OF_TEXT) -> str:
+    """Turns in the Open-Assistant format, `<|prompter|>Q1<eos><|assistant|>A1<eos>...` (training uses it)."""
+    return "".join(f"{TURN_TOKENS[turn.role]}{turn.content}{eos}" for turn in turns)
+
+
 def oasst_prompt(messages: list[MessageRead], parameters: WorkParameters, eos: str = END_OF_TEXT) -> str:
     """`<|system|>SYS<eos><|prompter|>Q1<eos><|assistant|>A1<eos>...<|prompter|>Qn<eos><|assistant|>`."""
-    parts: list[str] = []
-    system = system_text(parameters)
-    if system is not None:
-        parts.append(f"{SYSTEM}{system}{eos}")
-    for message in messages:
-        token = PROMPTER if message.role == "prompter" else ASSISTANT
-        parts.append(f"{token}{message.content or ''}{eos}")
-    parts.append(ASSISTANT)
-    return "".join(parts)
+    return oasst_text(chat_turns(messages, parameters), eos) + ASSISTANT
 
 
 class StopBuffer:

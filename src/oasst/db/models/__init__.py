@@ -1,7 +1,17 @@
 """Every table of oasst, imported here so that metadata and Alembic see them all."""
 
+from oasst.db.models.account import LocalAccount
 from oasst.db.models.api_client import ApiClient
-from oasst.db.models.inference import Chat, ChatMessage, InferenceUser, RefreshToken, Worker
+from oasst.db.models.gateway import GatewayAccount, GatewayCharge, GatewayChat, GatewayMessage, GatewayUser
+from oasst.db.models.inference import (
+    Chat,
+    ChatMessage,
+    ChatReport,
+    InferenceUser,
+    MessageEvaluation,
+    RefreshToken,
+    Worker,
+)
 from oasst.db.models.journal import Journal
 from oasst.db.models.message import (
     FlaggedMessage,
@@ -21,11 +31,19 @@ __all__ = [
     "CachedStats",
     "Chat",
     "ChatMessage",
+    "ChatReport",
     "FlaggedMessage",
+    "GatewayAccount",
+    "GatewayCharge",
+    "GatewayChat",
+    "GatewayMessage",
+    "GatewayUser",
     "InferenceUser",
     "Journal",
+    "LocalAccount",
     "Message",
     "MessageEmoji",
+    "MessageEvaluation",
     "MessageReaction",
     "MessageRevision",
     "MessageTreeState",

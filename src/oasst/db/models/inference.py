@@ -1,4 +1,5 @@
-"""Tables of the inference API: its users and refresh tokens, chats, chat messages and worker keys."""
+"""Tables of the inference API: its users and refresh tokens, chats, chat messages, their reports and draft
+choices, and worker keys."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from oasst.db.base import Base, new_id, utcnow
+from oasst.db.base import Base, JSONType, new_id, utcnow
 
 
 def uuid7() -> uuid.UUID:
@@ -21,6 +22,11 @@ def uuid7() -> uuid.UUID:
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
     return uuid.UUID(int=value)
+
+
+def uuid7_time(value: uuid.UUID) -> float:
+    """When a UUIDv7 was made (Unix seconds, millisecond precision)."""
+    return (value.int >> 80) / 1000
 
 
 class InferenceUser(Base):
@@ -85,6 +91,38 @@ class ChatMessage(Base):
     worker_compat_hash: Mapped[str | None] = mapped_column(String(512))
     worker_config: Mapped[dict[str, Any] | None]
     used_plugin: Mapped[dict[str, Any] | None]
+
+
+class ChatReport(Base):
+    """A user's report of an assistant message (spam, offensive, feedback) with its reason."""
+
+    __tablename__ = "inference_report"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("inference_message.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("inference_user.id", ondelete="CASCADE"), index=True)
+    report_type: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessageEvaluation(Base):
+    """Which of several assistant drafts a user picked, and the ones passed over."""
+
+    __tablename__ = "inference_message_evaluation"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    chat_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("inference_chat.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("inference_user.id", ondelete="CASCADE"))
+    selected_message_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("inference_message.id", ondelete="CASCADE"), index=True
+    )
+    inferior_message_ids: Mapped[list[str]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Worker(Base):

@@ -37,6 +37,14 @@ class Generation:
 
 
 @dataclass(frozen=True)
+class Started:
+    """A backend that counts tokens yields this first: the prompt's length in the model's tokens (after any
+    truncation). The worker then reports exact counts; the completion count is the Tokens it consumed."""
+
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
 class Token:
     text: str
     token_id: int = 0
@@ -53,7 +61,8 @@ class BackendError(Exception):
 
 
 class Backend(ABC):
-    """A model behind the worker. `generate` yields Tokens and ends with exactly one Finish."""
+    """A model behind the worker. `generate` may yield one Started first, then yields Tokens (one per model
+    token when it counts) and ends with exactly one Finish."""
 
     def __init__(self, model: ModelConfig) -> None:
         self.model = model
@@ -65,4 +74,4 @@ class Backend(ABC):
         """Release what start() took."""
 
     @abstractmethod
-    def generate(self, generation: Generation) -> AsyncGenerator[Token | Finish, None]: ...
+    def generate(self, generation: Generation) -> AsyncGenerator[Started | Token | Finish, None]: ...

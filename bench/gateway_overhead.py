@@ -1,0 +1,204 @@
+"""Latency the course gateway adds over calling the same worker path directly, with budgets on.
+
+Runs `oasst serve` (no embedded worker) on a fresh database and one `oasst worker --backend fake` (it echoes
+at once, so the model costs nothing and what is left is the serving path), then times three calls of the
+same question, each answered by the same worker through the same queue:
+
+- direct:  POST /v1/chat/completions with the operator key (no account, no budget);
+- v1-key:  the same call with a gateway account key (reserved and settled on the account's budget);
+- ask:     the Parrot API's POST /api/chats/{id}/messages (history read, budget reserved and settled,
+           the question and reply stored), each request on a fresh chat made beforehand.
+
+Each mode runs N requests from C concurrent clients after a warm-up, in the order direct, v1-key, ask, ask,
+v1-key, direct (samples merged) so that drift of the machine falls on every mode alike.
+
+    .venv/bin/python bench/gateway_overhead.py --engines sqlite,postgresql --concurrency 1,32 --requests 400
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import psycopg
+
+PG_ADMIN = os.environ.get("OASST_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+KEY = "bench-operator-key-0123456789"
+ADMIN = "bench-gateway-admin-0123456789"
+MODEL = "fake-model"
+QUESTION = "hello there, how are you today?"
+MAX_TOKENS = 16
+MODES = ("direct", "v1-key", "ask")
+
+Call = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fresh_database(engine: str, workdir: Path) -> str:
+    if engine == "sqlite":
+        return f"sqlite:///{workdir / 'bench.db'}"
+    name = f"oasst_bench_gateway_{os.getpid()}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def added_ms(latencies: list[float], direct: list[float], q: float) -> str:
+    return f"{pct(latencies, q) - pct(direct, q):+.1f}"
+
+
+def wait_healthy(base_url: str) -> None:
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base_url}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+async def run_mode(base_url: str, call: Call, concurrency: int, requests: int) -> list[float]:
+    """`requests` calls spread over `concurrency` clients; the latency of each, in seconds."""
+    latencies: list[float] = []
+
+    async def client(count: int) -> None:
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+            for _ in range(count):
+                start = time.perf_counter()
+                response = await call(http)
+                latencies.append(time.perf_counter() - start)
+                if response.status_code not in (200, 201):
+                    raise RuntimeError(f"{response.status_code}: {response.text}")
+
+    await asyncio.gather(*(client(requests // concurrency) for _ in range(concurrency)))
+    return latencies
+
+
+async def measure(base_url: str, concurrency: int, requests: int) -> dict[str, list[float]]:
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        made = await http.post(
+            "/api/accounts",
+            json={"name": f"bench {concurrency}", "course": "bench", "budget": 10**12},
+            headers=admin,
+        )
+        account_key = made.json()["api_key"]
+        account = {"Authorization": f"Bearer {account_key}"}
+        chats: list[int] = []
+        for _ in range(2 * requests + 2 * concurrency):
+            chats.append(
+                (await http.post("/api/chats", json={"name": "bench"}, headers=account)).json()["id"]
+            )
+    body = {"model": MODEL, "messages": [{"role": "user", "content": QUESTION}], "max_tokens": MAX_TOKENS}
+
+    def v1(key: str) -> Call:
+        headers = {"Authorization": f"Bearer {key}"}
+        return lambda http: http.post("/v1/chat/completions", json=body, headers=headers)
+
+    async def ask(http: httpx.AsyncClient) -> httpx.Response:
+        question = {"content": QUESTION, "model_args": {"max_tokens": MAX_TOKENS}}
+        return await http.post(f"/api/chats/{chats.pop()}/messages", json=question, headers=account)
+
+    calls: dict[str, Call] = {"direct": v1(KEY), "v1-key": v1(account_key), "ask": ask}
+    for mode in MODES:  # warm-up: connections, statement caches
+        await run_mode(base_url, calls[mode], concurrency, concurrency)
+    samples: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for mode in (*MODES, *reversed(MODES)):
+        samples[mode] += await run_mode(base_url, calls[mode], concurrency, requests // 2)
+    return samples
+
+
+def run_engine(engine: str, concurrencies: list[int], requests: int) -> list[str]:
+    rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        database_url = fresh_database(engine, Path(workdir))
+        port = free_port()
+        env = {
+            **os.environ,
+            "OASST_DATABASE_URL": database_url,
+            "OASST_BOOTSTRAP_API_KEY": KEY,
+            "OASST_GATEWAY_ADMIN_TOKEN": ADMIN,
+            "OASST_LOG_LEVEL": "warning",
+            "OASST_DATA_DIR": workdir,
+            "OASST_JOBS_ENABLED": "false",
+            "OASST_ENABLE_PROM_METRICS": "false",
+        }
+        base_url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "oasst.cli.main"]
+        server = subprocess.Popen([*command, "serve", "--port", str(port), "--no-worker"], env=env)
+        worker = None
+        try:
+            wait_healthy(base_url)
+            minted = httpx.put(
+                f"{base_url}/inference/admin/workers",
+                json={"name": "bench"},
+                headers={"Authorization": f"Bearer {KEY}"},
+            )
+            worker_args = ["--server", base_url, "--api-key", minted.json()["api_key"], "--backend", "fake"]
+            worker = subprocess.Popen(
+                [*command, "worker", *worker_args, "--model", MODEL], env=env, stderr=subprocess.DEVNULL
+            )
+            for _ in range(300):
+                models = httpx.get(f"{base_url}/v1/models", headers={"Authorization": f"Bearer {KEY}"})
+                if models.status_code == 200 and models.json()["data"]:
+                    break
+                time.sleep(0.1)
+            for concurrency in concurrencies:
+                samples = asyncio.run(measure(base_url, concurrency, requests))
+                direct = samples["direct"]
+                for mode in MODES:
+                    lat = samples[mode]
+                    added = (
+                        ""
+                        if mode == "direct"
+                        else f"{added_ms(lat, direct, 0.5)} / {added_ms(lat, direct, 0.99)}"
+                    )
+                    rows.append(
+                        f"| {engine} | {concurrency} | {mode} | {len(lat)} | {pct(lat, 0.5):.1f} | "
+                        f"{pct(lat, 0.99):.1f} | {added} |"
+                    )
+                    print(rows[-1], flush=True)
+        finally:
+            for process in (worker, server):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=30)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engines", default="sqlite,postgresql")
+    parser.add_argument("--concurrency", default="1,32")
+    parser.add_argument("--requests", type=int, default=400, help="per mode and concurrency")
+    args = parser.parse_args()
+    print("| engine | clients | mode | requests | p50 ms | p99 ms | added p50 / p99 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for engine in args.engines.split(","):
+        run_engine(engine, [int(c) for c in args.concurrency.split(",")], args.requests)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The web UI: server-rendered pages (Jinja2 and htmx) on the collection services, mounted at `/`."""

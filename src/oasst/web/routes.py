@@ -1,0 +1,420 @@
+"""The pages: sign-in, language, terms, the task loop, the tree viewer, profile and leaderboards."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from oasst.collection.admin import service as admin_service
+from oasst.collection.deps import RngDep, SessionDep
+from oasst.collection.messages import service as messages_service
+from oasst.collection.stats.schemas import UserStatsTimeFrame
+from oasst.errors import OasstError
+from oasst.protocol.collection import ErrorCode
+from oasst.web import service
+from oasst.web.deps import (
+    MODERATOR_ROLES,
+    AdminDep,
+    ModeratorDep,
+    PageDep,
+    SignedInDep,
+    check_csrf,
+    dev_sign_in_allowed,
+    safe_next,
+)
+from oasst.web.i18n import TASK_LANGS, UI_LANGS
+from oasst.web.sessions import SignedIn
+
+Text = Annotated[str, Form(max_length=100_000)]
+Name = Annotated[str, Form(min_length=1, max_length=64)]
+Secret = Annotated[str, Form(max_length=256)]
+Next = Annotated[str, Form(max_length=2000)]
+TaskKind = Annotated[str, Form(max_length=32)]
+TaskLang = Annotated[str, Form(max_length=32)]
+
+
+def build_router() -> APIRouter:
+    """Every page; state-changing requests need the session's CSRF token."""
+    router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+    router.add_api_route("/", index, methods=["GET"])
+    router.add_api_route("/signin", sign_in_page, methods=["GET"])
+    router.add_api_route("/signin", sign_in, methods=["POST"])
+    router.add_api_route("/signin/dev", dev_sign_in, methods=["POST"])
+    router.add_api_route("/register", register_page, methods=["GET"])
+    router.add_api_route("/register", register, methods=["POST"])
+    router.add_api_route("/signout", sign_out, methods=["POST"])
+    router.add_api_route("/language", set_language, methods=["POST"])
+    router.add_api_route("/tos", tos_page, methods=["GET"])
+    router.add_api_route("/tos", accept_tos, methods=["POST"])
+    router.add_api_route("/contribute", contribute, methods=["GET"])
+    router.add_api_route("/contribute", start_task, methods=["POST"])
+    router.add_api_route("/tasks/{task_id}", task_page, methods=["GET"])
+    router.add_api_route("/tasks/{task_id}", answer_task, methods=["POST"])
+    router.add_api_route("/tasks/{task_id}/skip", skip_task, methods=["POST"])
+    router.add_api_route("/messages", messages, methods=["GET"])
+    router.add_api_route("/messages/{message_id}", message_tree, methods=["GET"])
+    router.add_api_route("/messages/{message_id}/halt", halt_tree, methods=["POST"])
+    router.add_api_route("/messages/{message_id}/react", react, methods=["POST"])
+    router.add_api_route("/moderation", moderation, methods=["GET"])
+    router.add_api_route("/moderation/{message_id}/done", flag_done, methods=["POST"])
+    router.add_api_route("/profile", profile, methods=["GET"])
+    router.add_api_route("/admin/accounts", accounts_page, methods=["GET"])
+    router.add_api_route("/admin/accounts/{username}", change_account, methods=["POST"])
+    router.add_api_route("/leaderboard", leaderboard, methods=["GET"])
+    return router
+
+
+async def index(page: PageDep) -> HTMLResponse:
+    return page.render("index.html")
+
+
+# --- signing in and out ----------------------------------------------------------------------------------
+
+
+async def _rate_limited(request: Request) -> bool:
+    """Count a sign-in attempt of the client address; True when it is over the limit."""
+    limiter = request.app.state.rate_limiter
+    if limiter is None:
+        return False
+    settings = request.app.state.settings
+    host = request.client.host if request.client else "unknown"
+    wait = await limiter.hit(
+        f"web:signin:{host}", settings.web_signin_attempts, settings.web_signin_window_minutes * 60
+    )
+    return wait is not None
+
+
+async def sign_in_page(page: PageDep, next: Annotated[str, Query(max_length=2000)] = "/") -> HTMLResponse:
+    return page.render("signin.html", next=safe_next(next), error=None, username="")
+
+
+async def sign_in(
+    page: PageDep,
+    session: SessionDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Secret,
+    next: Next = "/",
+) -> Response:
+    if not page.settings.local_auth:
+        raise OasstError("Sign-in with a password is off on this site", ErrorCode.GENERIC_ERROR, 403)
+    if await _rate_limited(page.request):
+        error = page.gettext("Too many sign-in attempts. Please wait a few minutes.")
+        return page.render("signin.html", status=429, next=safe_next(next), error=error, username=username)
+    user = await service.sign_in(session, username, password)
+    if user is None:
+        error = page.gettext("Wrong username or password.")
+        return page.render("signin.html", status=401, next=safe_next(next), error=error, username=username)
+    page.session.sign_in(user)
+    return page.redirect(safe_next(next))
+
+
+async def dev_sign_in(
+    page: PageDep, name: Name, role: Annotated[str, Form()] = "user", next: Next = "/"
+) -> Response:
+    if not dev_sign_in_allowed(page.settings):
+        raise OasstError("The development sign-in is off", ErrorCode.GENERIC_ERROR, 403)
+    if role not in ("user", *MODERATOR_ROLES):
+        raise service.bad_input(f"Unknown role {role!r}")
+    clean = name.strip()
+    if not clean:
+        raise service.bad_input("Please enter a name")
+    page.session.sign_in(SignedIn("dev", clean, clean, role))
+    return page.redirect(safe_next(next))
+
+
+def _registration_open(page: PageDep) -> None:
+    if not (page.settings.local_auth and page.settings.allow_registration):
+        raise OasstError("Registration is closed on this site", ErrorCode.GENERIC_ERROR, 403)
+
+
+async def register_page(page: PageDep) -> HTMLResponse:
+    _registration_open(page)
+    return page.render("register.html", error=None, username="", display_name="")
+
+
+async def register(
+    page: PageDep,
+    session: SessionDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Secret,
+    password_again: Secret,
+    display_name: Annotated[str, Form(max_length=256)] = "",
+) -> Response:
+    _registration_open(page)
+    if await _rate_limited(page.request):
+        error = page.gettext("Too many sign-in attempts. Please wait a few minutes.")
+    elif password != password_again:
+        error = page.gettext("The two passwords differ.")
+    else:
+        try:
+            async with session.begin_nested():
+                user = await service.register(session, username, password, display_name)
+        except OasstError as failure:
+            error = failure.message
+        else:
+            page.session.sign_in(user)
+            return page.redirect("/contribute")
+    return page.render("register.html", status=400, error=error, username=username, display_name=display_name)
+
+
+async def sign_out(page: PageDep) -> Response:
+    page.session.sign_out()
+    return page.redirect("/")
+
+
+async def set_language(
+    page: PageDep, lang: Annotated[str, Form(max_length=16)], next: Next = "/"
+) -> Response:
+    if lang not in UI_LANGS:
+        raise service.bad_input(f"Unknown language {lang!r}")
+    page.session.set_lang(lang)
+    return page.redirect(safe_next(next))
+
+
+async def tos_page(page: PageDep, user: SignedInDep) -> HTMLResponse:
+    return page.render("tos.html")
+
+
+async def accept_tos(page: PageDep, session: SessionDep, user: SignedInDep) -> Response:
+    await service.accept_tos(session, page.client, user)
+    return page.redirect("/contribute")
+
+
+# --- contributing -----------------------------------------------------------------------------------------
+
+
+def _task_lang(page: PageDep, lang: str | None) -> str:
+    if lang is None:
+        return page.lang
+    if lang not in TASK_LANGS:
+        raise service.bad_input(f"Unknown language {lang!r}")
+    return lang
+
+
+async def contribute(
+    page: PageDep,
+    session: SessionDep,
+    rng: RngDep,
+    user: SignedInDep,
+    lang: Annotated[str | None, Query(max_length=32)] = None,
+    done: bool = False,
+    none: Annotated[str | None, Query(max_length=32)] = None,
+) -> Response:
+    """The task chooser: how many tasks of each type wait in the chosen language."""
+    if await service.needs_tos(session, page.client, page.settings, user):
+        return page.redirect("/tos")
+    task_lang = _task_lang(page, lang)
+    counts = await service.availability(session, page.client, page.settings, rng, user, task_lang)
+    return page.render(
+        "contribute.html",
+        counts=counts,
+        kinds=service.REQUESTABLE,
+        task_lang=task_lang,
+        done=done,
+        missing=none,
+    )
+
+
+async def _next(
+    page: PageDep,
+    session: SessionDep,
+    rng: RngDep,
+    user: SignedIn,
+    kind: str,
+    lang: str,
+    *,
+    done: bool = False,
+) -> Response:
+    """Hand out the next task of `kind`, or go back to the chooser saying there is none."""
+    saved = "&done=1" if done else ""
+    try:
+        async with session.begin_nested():
+            task_id = await service.next_task(session, page.client, page.settings, rng, user, kind, lang)
+    except OasstError as failure:
+        if failure.code not in (ErrorCode.TASK_REQUESTED_TYPE_NOT_AVAILABLE, ErrorCode.TASK_TOO_MANY_PENDING):
+            raise
+        return page.redirect(f"/contribute?lang={lang}&none={kind}{saved}")
+    return page.redirect(f"/tasks/{task_id}?kind={kind}{saved}")
+
+
+async def start_task(
+    page: PageDep, session: SessionDep, rng: RngDep, user: SignedInDep, kind: TaskKind, lang: TaskLang
+) -> Response:
+    if await service.needs_tos(session, page.client, page.settings, user):
+        return page.redirect("/tos")
+    return await _next(page, session, rng, user, kind, _task_lang(page, lang))
+
+
+def _render_task(
+    page: PageDep,
+    open_: service.OpenTask,
+    kind: str,
+    form: dict[str, str],
+    *,
+    status: int = 200,
+    error: str | None = None,
+) -> HTMLResponse:
+    template = {"initial_prompt": "reply", "prompter_reply": "reply", "assistant_reply": "reply"}.get(
+        open_.kind, "rank" if open_.kind.startswith("rank_") else "label"
+    )
+    return page.render(
+        f"task_{template}.html",
+        status=status,
+        task=open_.task,
+        task_id=open_.row.id,
+        task_type=open_.kind,
+        task_lang=open_.lang,
+        kind=kind if kind in service.REQUESTABLE else "random",
+        error=error,
+        form=form,
+        likert_steps=service.LIKERT_STEPS,
+    )
+
+
+async def task_page(
+    page: PageDep,
+    session: SessionDep,
+    user: SignedInDep,
+    task_id: uuid.UUID,
+    kind: Annotated[str, Query(max_length=32)] = "random",
+    done: bool = False,
+) -> HTMLResponse:
+    open_ = await service.open_task(session, page.client, user, task_id)
+    return _render_task(page, open_, kind, {"saved": "1"} if done else {})
+
+
+async def answer_task(
+    request: Request,
+    page: PageDep,
+    session: SessionDep,
+    rng: RngDep,
+    user: SignedInDep,
+    task_id: uuid.UUID,
+    kind: TaskKind = "random",
+) -> Response:
+    """Store the answer, then go straight on to the next task of the same kind."""
+    open_ = await service.open_task(session, page.client, user, task_id)
+    form = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+    settings, client = page.settings, page.client
+    try:
+        if open_.kind in ("initial_prompt", "prompter_reply", "assistant_reply"):
+            await service.answer_reply(session, client, settings, rng, user, open_, form.get("text", ""))
+        elif open_.kind.startswith("rank_"):
+            count = len(getattr(open_.task, "replies", []))
+            ranking = service.parse_ranking(form.get("ranking", ""), count)
+            not_rankable = form.get("not_rankable") == "1"
+            await service.answer_ranking(session, client, settings, rng, user, open_, ranking, not_rankable)
+        else:
+            labels = service.labels_from_form(open_.task, form)
+            await service.answer_labels(session, client, settings, rng, user, open_, labels)
+    except OasstError as failure:
+        if failure.status >= 500:
+            raise
+        return _render_task(page, open_, kind, form, status=400, error=failure.message)
+    return await _next(page, session, rng, user, kind, open_.lang, done=True)
+
+
+async def skip_task(
+    page: PageDep,
+    session: SessionDep,
+    rng: RngDep,
+    user: SignedInDep,
+    task_id: uuid.UUID,
+    kind: TaskKind = "random",
+    reason: Annotated[str, Form(max_length=512)] = "",
+) -> Response:
+    open_ = await service.open_task(session, page.client, user, task_id)
+    await service.skip(session, page.client, user, open_, reason)
+    return await _next(page, session, rng, user, kind, open_.lang)
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+
+async def messages(
+    page: PageDep,
+    session: SessionDep,
+    user: SignedInDep,
+    lang: Annotated[str | None, Query(max_length=32)] = None,
+) -> HTMLResponse:
+    """The newest messages in a language (the UI's by default)."""
+    shown = _task_lang(page, lang)
+    recent = await service.recent_messages(session, page.client, user, shown)
+    return page.render("messages.html", messages=recent, shown_lang=shown)
+
+
+async def message_tree(
+    page: PageDep, session: SessionDep, user: SignedInDep, message_id: uuid.UUID
+) -> HTMLResponse:
+    view = await service.tree(session, page.client, user, message_id, moderator=user.role in MODERATOR_ROLES)
+    return page.render("tree.html", view=view)
+
+
+async def react(
+    page: PageDep,
+    session: SessionDep,
+    user: SignedInDep,
+    message_id: uuid.UUID,
+    emoji: Annotated[str, Form(max_length=16)],
+) -> Response:
+    await service.react(session, page.client, page.settings, user, message_id, emoji)
+    return page.redirect(f"/messages/{message_id}#m-{message_id}")
+
+
+async def moderation(page: PageDep, session: SessionDep, moderator: ModeratorDep) -> HTMLResponse:
+    """The red-flagged messages nobody has handled yet."""
+    return page.render("moderation.html", flagged=await service.flagged(session))
+
+
+async def flag_done(
+    page: PageDep, session: SessionDep, moderator: ModeratorDep, message_id: uuid.UUID
+) -> Response:
+    await admin_service.process_flagged(session, message_id)
+    return page.redirect("/moderation")
+
+
+async def halt_tree(
+    page: PageDep,
+    session: SessionDep,
+    rng: RngDep,
+    moderator: ModeratorDep,
+    message_id: uuid.UUID,
+    halt: Annotated[bool, Form()],
+) -> Response:
+    """Halt a tree (no more tasks), or resume it by the tree manager's rules."""
+    await messages_service.set_tree_state(session, page.settings, rng, message_id, halt=halt)
+    return page.redirect(f"/messages/{message_id}")
+
+
+async def profile(page: PageDep, session: SessionDep, user: SignedInDep) -> HTMLResponse:
+    return page.render("profile.html", profile=await service.profile(session, page.client, user))
+
+
+async def leaderboard(
+    page: PageDep, session: SessionDep, user: SignedInDep, frame: UserStatsTimeFrame = UserStatsTimeFrame.day
+) -> HTMLResponse:
+    board = await service.leaderboard(session, page.client, user, frame)
+    return page.render("leaderboard.html", board=board, frame=frame.value, frames=list(UserStatsTimeFrame))
+
+
+# --- administration ----------------------------------------------------------------------------------------
+
+
+async def accounts_page(page: PageDep, session: SessionDep, admin: AdminDep) -> HTMLResponse:
+    return page.render("admin_accounts.html", accounts=await service.list_accounts(session))
+
+
+async def change_account(
+    page: PageDep,
+    session: SessionDep,
+    admin: AdminDep,
+    username: Annotated[str, Path(max_length=64)],
+    role: Annotated[str | None, Form(max_length=16)] = None,
+    enabled: Annotated[bool | None, Form()] = None,
+) -> Response:
+    """Change one account's role, or switch it on or off."""
+    await service.change_account(session, admin, username, role=role, enabled=enabled)
+    return page.redirect("/admin/accounts")
