@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 from sqlalchemy import create_engine, text
 
+from common import drop_database, free_port, fresh_database, pct, wait_healthy
 from oasst.db.session import sync_url
 
-PG_ADMIN = os.environ.get("OASST_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 KEY = "bench-key-0123456789abcdef"
 # The upstream baseline's configuration (shared spec: collection-baseline.md).
 BASELINE_ENV = {
@@ -56,22 +54,6 @@ class Stats:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     statuses: Counter[str] = field(default_factory=Counter)
     completed: int = 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def fresh_database(engine: str, workdir: Path) -> str:
-    if engine == "sqlite":
-        return f"sqlite:///{workdir / 'bench.db'}"
-    name = f"oasst_bench_{os.getpid()}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
 
 
 def answer(
@@ -131,13 +113,6 @@ async def contributor(base_url: str, index: int, deadline: float, stats: Stats) 
                 stats.completed += 1
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
 def limits_report(database_url: str) -> tuple[dict[str, int], list[str]]:
     """Trees by state, and any place where a tree manager limit was exceeded."""
     engine = create_engine(sync_url(database_url))
@@ -177,7 +152,7 @@ def limits_report(database_url: str) -> tuple[dict[str, int], list[str]]:
 
 def run_one(engine: str, contributors: int, duration: float) -> str:
     with tempfile.TemporaryDirectory() as workdir:
-        database_url = fresh_database(engine, Path(workdir))
+        database_url = fresh_database(engine, Path(workdir), "load")
         port = free_port()
         env = {
             **os.environ,
@@ -192,12 +167,7 @@ def run_one(engine: str, contributors: int, duration: float) -> str:
         )
         base_url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{base_url}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+            wait_healthy(base_url)
             stats = Stats()
             start = time.monotonic()
 
@@ -213,9 +183,7 @@ def run_one(engine: str, contributors: int, duration: float) -> str:
             server.terminate()
             server.wait(timeout=30)
         states, over = limits_report(database_url)
-        if engine == "postgresql":
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "oasst_bench_{os.getpid()}" WITH (FORCE)')
+        drop_database(database_url)
     no_task = stats.statuses.get("POST /tasks/ 503", 0)  # 1006: nothing to do right now, not a failure
     five_xx = sum(n for key, n in stats.statuses.items() if key.split()[-1].startswith("5")) - no_task
     latency = " | ".join(

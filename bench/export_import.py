@@ -24,11 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
+from common import drop_database, fresh_database
 
-from oasst.db.migrations import upgrade
-
-PG_ADMIN = os.environ.get("OASST_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 OASST = str(Path(sys.executable).with_name("oasst"))
 WORDS = [
     *("the", "a", "sky", "river", "blue", "green", "answer", "question", "why", "how", "light", "water"),
@@ -122,26 +119,6 @@ def generate(path: Path, trees: int, seed: int = 1) -> int:
     return messages
 
 
-def fresh_database(engine: str, workdir: Path) -> str:
-    if engine == "sqlite":
-        url = f"sqlite:///{workdir / 'bench.db'}"
-    else:
-        name = f"oasst_bench_export_{os.getpid()}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-    upgrade(url)
-    return url
-
-
-def drop_database(url: str) -> None:
-    if url.startswith("postgresql"):
-        name = url.rsplit("/", 1)[1]
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def run(name: str, command: list[str], env: dict[str, str], messages: int, repeat: int = 1) -> Step:
     """Run one step as a child process (best of `repeat`): wall time and the child's own peak RSS (wait4)."""
     best: Step | None = None
@@ -177,7 +154,7 @@ def count_lines(path: Path) -> int:
 
 
 def bench(engine: str, data: Path, messages: int, workdir: Path, repeat: int) -> list[Step]:
-    url = fresh_database(engine, workdir)
+    url = fresh_database(engine, workdir, "export")
     env = {**os.environ, "OASST_DATABASE_URL": url}
     out = workdir / f"export-{engine}.jsonl"
     try:

@@ -28,9 +28,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-import psycopg
 
-PG_ADMIN = os.environ.get("OASST_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+from common import free_port, fresh_database, pct, wait_healthy
+
 KEY = "bench-operator-key-0123456789"
 ADMIN = "bench-gateway-admin-0123456789"
 MODEL = "fake-model"
@@ -41,42 +41,8 @@ MODES = ("direct", "v1-key", "ask")
 Call = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def fresh_database(engine: str, workdir: Path) -> str:
-    if engine == "sqlite":
-        return f"sqlite:///{workdir / 'bench.db'}"
-    name = f"oasst_bench_gateway_{os.getpid()}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
 def added_ms(latencies: list[float], direct: list[float], q: float) -> str:
     return f"{pct(latencies, q) - pct(direct, q):+.1f}"
-
-
-def wait_healthy(base_url: str) -> None:
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base_url}/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the server did not start")
 
 
 async def run_mode(base_url: str, call: Call, concurrency: int, requests: int) -> list[float]:
@@ -133,7 +99,7 @@ async def measure(base_url: str, concurrency: int, requests: int) -> dict[str, l
 def run_engine(engine: str, concurrencies: list[int], requests: int) -> list[str]:
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
-        database_url = fresh_database(engine, Path(workdir))
+        database_url = fresh_database(engine, Path(workdir), "gateway")
         port = free_port()
         env = {
             **os.environ,

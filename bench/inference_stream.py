@@ -8,6 +8,8 @@ same backend called in this process:
   smollm2  (a) tokens/s of the bundled SmolLM2-135M-Instruct (transformers backend, 1 torch thread): served
            (POST to the final `message` event, tokens counted by the worker) against TransformersBackend
            .generate() on the same thread and sampling, runs alternating. Target: served >= 95% of in-process.
+           The CPU time per token of each side (worker + server processes, against this one) is shown too:
+           on a shared machine it says what the serving path costs whatever the others run.
   fake     (b) the `fake` backend at full speed (no token delay; it echoes the prompt one word a token, so a
            prompt of N words gives N + 2 tokens): one long stream, then 128 concurrent streams (one worker
            taking them all at once). Targets: >= 5,000 streamed tokens/s through the one server process, and
@@ -45,6 +47,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from common import free_port
+
 ADMIN_KEY = "bench-inference-key-0123456789"
 FAKE_MODEL = "fake-model"
 STORY = "Write a long, detailed story about a lighthouse keeper and a storm."
@@ -52,14 +56,6 @@ TIMEOUT = httpx.Timeout(600.0, connect=30.0)
 
 
 # --- processes ----------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(check: str, seconds: float, ready: Callable[[], bool]) -> None:
@@ -114,8 +110,8 @@ def server(workdir: Path) -> Iterator[Server]:
 
 
 @contextmanager
-def worker(base_url: str, model: str, *options: str) -> Iterator[None]:
-    """An `oasst worker` serving `model`, once the server lists it."""
+def worker(base_url: str, model: str, *options: str) -> Iterator[int]:
+    """An `oasst worker` serving `model`, once the server lists it; yields its process id."""
     minted = httpx.put(
         f"{base_url}/inference/admin/workers",
         json={"name": f"bench {model}"},
@@ -140,7 +136,7 @@ def worker(base_url: str, model: str, *options: str) -> Iterator[None]:
             return model in [config["name"] for config in configs]
 
         wait_for(f"a worker serving {model}", 300, served)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -332,7 +328,9 @@ async def ttft(base_url: str, requests: int) -> list[str]:
 # --- (a) SmolLM2, served against in process ----------------------------------------------------------------
 
 
-async def smollm2(base_url: str, cache: Path, max_new_tokens: int, runs: int) -> list[str]:
+async def smollm2(
+    served_by: Server, worker_pid: int, cache: Path, max_new_tokens: int, runs: int
+) -> list[str]:
     from oasst.protocol.inference import (
         MessageRead,
         MessageState,
@@ -356,7 +354,8 @@ async def smollm2(base_url: str, cache: Path, max_new_tokens: int, runs: int) ->
         content=STORY,
     )
 
-    async def in_process(seed: int) -> float:
+    async def in_process(seed: int) -> tuple[float, float]:
+        """(tokens/s, CPU seconds of this process per token) of one reply generated here."""
         parameters = WorkParameters(
             model=model,
             sampling_parameters=SamplingParameters(max_new_tokens=max_new_tokens),
@@ -364,31 +363,45 @@ async def smollm2(base_url: str, cache: Path, max_new_tokens: int, runs: int) ->
             seed=seed,
         )
         generation = Generation.build([prompter], parameters, STOP_SEQUENCES)
-        start, tokens = time.perf_counter(), 0
+        cpu, start, tokens = cpu_seconds(os.getpid()), time.perf_counter(), 0
         async for item in backend.generate(generation):
             tokens += isinstance(item, Token)
-        return tokens / (time.perf_counter() - start)
+        return tokens / (time.perf_counter() - start), (cpu_seconds(os.getpid()) - cpu) / tokens
 
-    local: list[float] = []
-    served: list[float] = []
-    async with httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT) as http:
+    async def through_server(http: httpx.AsyncClient, headers: dict[str, str]) -> tuple[float, float]:
+        """(tokens/s, CPU seconds of worker and server per token) of one reply read over SSE."""
+        pids = (worker_pid, served_by.pid)
+        cpu = sum(map(cpu_seconds, pids))
+        reply = await ask(http, headers, BUNDLED_MODEL, STORY, max_new_tokens)
+        tokens = reply.completion_tokens or reply.tokens
+        return tokens / (reply.finished - reply.sent), (sum(map(cpu_seconds, pids)) - cpu) / tokens
+
+    local: list[tuple[float, float]] = []
+    served: list[tuple[float, float]] = []
+    async with httpx.AsyncClient(base_url=served_by.url, timeout=TIMEOUT) as http:
         headers = await sign_in(http, "bench-smollm2")
         await ask(http, headers, BUNDLED_MODEL, STORY, 8)  # warm-up
         await in_process(0)
-        for run in range(runs):
-            local.append(await in_process(run + 1))
-            reply = await ask(http, headers, BUNDLED_MODEL, STORY, max_new_tokens)
-            tokens = reply.completion_tokens or reply.tokens
-            served.append(tokens / (reply.finished - reply.sent))
+        for run in range(runs):  # alternating which side goes first, so drift falls on both alike
+            if run % 2:
+                served.append(await through_server(http, headers))
+                local.append(await in_process(run + 1))
+            else:
+                local.append(await in_process(run + 1))
+                served.append(await through_server(http, headers))
             print(
-                f"smollm2 run {run + 1}: in process {local[-1]:.1f}, served {served[-1]:.1f} tokens/s",
+                f"smollm2 run {run + 1}: in process {local[-1][0]:.1f}, served {served[-1][0]:.1f} tokens/s; "
+                f"CPU per token {local[-1][1] * 1000:.1f} vs {served[-1][1] * 1000:.1f} ms",
                 flush=True,
             )
     await backend.close()
-    ratio = statistics.median(served) / statistics.median(local)
+    speed = [statistics.median(side[0] for side in runs_) for runs_ in (served, local)]
+    cost = [statistics.median(side[1] for side in runs_) for runs_ in (served, local)]
     return [
         f"| (a) SmolLM2 through server + worker + SSE vs in process, 1 stream ({runs} runs each, median) | "
-        f"{statistics.median(served):.1f} vs {statistics.median(local):.1f} tokens/s = {ratio:.0%} | >= 95% |"
+        f"{speed[0]:.1f} vs {speed[1]:.1f} tokens/s = {speed[0] / speed[1]:.0%} | >= 95% |",
+        f"| (a) SmolLM2 CPU time per token, worker + server vs in process (same runs, median) | "
+        f"{cost[0] * 1000:.1f} vs {cost[1] * 1000:.1f} ms = {cost[1] / cost[0]:.0%} of the speed | |",
     ]
 
 
@@ -409,7 +422,7 @@ def main() -> None:
     )
     parser.add_argument("--ttft-requests", type=int, default=200, help="ttft: sequential requests")
     parser.add_argument("--smollm2-tokens", type=int, default=128, help="smollm2: max_new_tokens per reply")
-    parser.add_argument("--smollm2-runs", type=int, default=3, help="smollm2: runs of each side")
+    parser.add_argument("--smollm2-runs", type=int, default=6, help="smollm2: runs of each side")
     parser.add_argument(
         "--model-cache",
         type=Path,
@@ -447,8 +460,10 @@ def main() -> None:
             cache = args.model_cache or Settings().models_dir
             bundled_model_dir(cache)  # convert once, before either side is timed
             options = ["--backend", "transformers", "--threads", "1", "--cache-dir", str(cache)]
-            with worker(base_url, BUNDLED_MODEL, *options):
-                rows += asyncio.run(smollm2(base_url, cache, args.smollm2_tokens, args.smollm2_runs))
+            with worker(base_url, BUNDLED_MODEL, *options) as worker_pid:
+                rows += asyncio.run(
+                    smollm2(served, worker_pid, cache, args.smollm2_tokens, args.smollm2_runs)
+                )
     print("\n| measurement | result | target |\n|---|---|---|")
     print("\n".join(rows))
 

@@ -25,7 +25,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from export_import import drop_database, fresh_database, generate
+from common import drop_database, fresh_database
+from export_import import generate
 from oasst.app import create_app
 from oasst.collection.stats import service as stats_service
 from oasst.config import Settings
@@ -68,7 +69,7 @@ def timed(client: TestClient, path: str, requests: int) -> list[float]:
 
 
 def bench(engine: str, data: Path, workdir: Path, requests: int) -> list[tuple[str, list[float]]]:
-    url = fresh_database(engine, workdir)
+    url = fresh_database(engine, workdir, "web")
     try:
         env = {**os.environ, "OASST_DATABASE_URL": url, "OASST_DATA_DIR": str(workdir)}
         subprocess.run([OASST, "import", str(data)], env=env, check=True, capture_output=True)

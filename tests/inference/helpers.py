@@ -4,15 +4,20 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Self
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ADMIN_KEY
 
@@ -30,6 +35,16 @@ def mint_worker_key(base_url: str, name: str = "test worker") -> str:
     assert response.status_code == 200, response.text
     key: str = response.json()["api_key"]
     return key
+
+
+def read_events(http: httpx.Client, url: str) -> Iterator[dict[str, Any]]:
+    """The events of an SSE stream, as parsed JSON, until the stream ends."""
+    with http.stream("GET", url, headers={"Accept": "text/event-stream"}) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                yield json.loads(line[5:])
 
 
 class LoggedProcess:
@@ -126,13 +141,7 @@ class ChatClient:
 
     def events(self, chat_id: str, message_id: str) -> Iterator[dict[str, Any]]:
         """The SSE events of an assistant message, as parsed JSON, until the stream ends."""
-        url = f"/chats/{chat_id}/messages/{message_id}/events"
-        with self.http.stream("GET", url, headers={"Accept": "text/event-stream"}) as response:
-            assert response.status_code == 200, response.read()
-            assert response.headers["content-type"].startswith("text/event-stream")
-            for line in response.iter_lines():
-                if line.startswith("data:"):
-                    yield json.loads(line[5:])
+        return read_events(self.http, f"/chats/{chat_id}/messages/{message_id}/events")
 
     def message(self, chat_id: str, message_id: str) -> dict[str, Any]:
         response = self.http.get(f"/chats/{chat_id}/messages/{message_id}")
@@ -142,3 +151,42 @@ class ChatClient:
 
     def close(self) -> None:
         self.http.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve_process(
+    database_url: str, data_dir: Path, *arguments: str, port: int | None = None, **env: str
+) -> Iterator[tuple[str, LoggedProcess]]:
+    """`oasst serve` in a child process (debug sign-in, no jobs or rate limits, no Redis unless `env` sets
+    OASST_REDIS_URL); yields its URL and the process, whose log the test waits on."""
+    port = port or free_port()
+    environment = {
+        **os.environ,
+        "OASST_DATABASE_URL": database_url,
+        "OASST_DATA_DIR": str(data_dir),
+        "OASST_BOOTSTRAP_API_KEY": ADMIN_KEY,
+        "OASST_ALLOW_DEBUG_AUTH": "true",
+        "OASST_JOBS_ENABLED": "false",
+        "OASST_RATE_LIMIT": "false",
+        "OASST_PENDING_EVENT_INTERVAL": "0.05",
+    }
+    environment.pop("OASST_REDIS_URL", None)
+    with LoggedProcess("serve", "--port", str(port), *arguments, env={**environment, **env}) as server:
+        yield f"http://127.0.0.1:{port}", server
+
+
+def scrape_metrics(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics, by name and sorted labels."""
+    text = httpx.get(f"{base_url}/metrics", timeout=LINE_TIMEOUT).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

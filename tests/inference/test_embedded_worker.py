@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import openai
@@ -20,7 +18,7 @@ from oasst.inference.embedded import EmbeddedWorker, local_url, rotate_key
 from oasst.worker.backends.base import BackendError
 from oasst.worker.backends.hf import BUNDLED_MODEL, bundled_model_dir
 from tests.conftest import ADMIN_KEY
-from tests.inference.helpers import MODEL, ChatClient, LoggedProcess
+from tests.inference.helpers import MODEL, ChatClient, serve_process
 
 SMOLLM2_TIMEOUT = 180.0  # loading torch and the model on a busy machine
 
@@ -36,35 +34,6 @@ def smollm2_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _serve(
-    database_url: str, data_dir: Path, *arguments: str, **env: str
-) -> Iterator[tuple[str, LoggedProcess]]:
-    """`oasst serve` in a child process on a free port; yields its URL and the process (log included)."""
-    port = _free_port()
-    environment = {
-        **os.environ,
-        "OASST_DATABASE_URL": database_url,
-        "OASST_DATA_DIR": str(data_dir),
-        "OASST_BOOTSTRAP_API_KEY": ADMIN_KEY,
-        "OASST_ALLOW_DEBUG_AUTH": "true",
-        "OASST_JOBS_ENABLED": "false",
-        "OASST_RATE_LIMIT": "false",
-        "OASST_PENDING_EVENT_INTERVAL": "0.05",
-        **env,
-    }
-    environment.pop("OASST_REDIS_URL", None)
-    with LoggedProcess("serve", "--port", str(port), *arguments, env=environment) as server:
-        yield f"http://127.0.0.1:{port}", server
-
-
 def _reply(
     client: ChatClient, model: str, question: str, **sampling: int
 ) -> tuple[list[str], dict[str, object]]:
@@ -77,7 +46,9 @@ def _reply(
 
 
 def test_serve_runs_a_worker_and_stops_it_with_itself(database_url: str, tmp_path: Path) -> None:
-    with _serve(database_url, tmp_path, "--worker-backend", "fake", OASST_EMBEDDED_WORKER_MODEL=MODEL) as (
+    with serve_process(
+        database_url, tmp_path, "--worker-backend", "fake", OASST_EMBEDDED_WORKER_MODEL=MODEL
+    ) as (
         base_url,
         server,
     ):
@@ -93,7 +64,7 @@ def test_serve_runs_a_worker_and_stops_it_with_itself(database_url: str, tmp_pat
 
 
 def test_no_worker_when_turned_off(database_url: str, tmp_path: Path) -> None:
-    with _serve(database_url, tmp_path, OASST_EMBEDDED_WORKER="false") as (base_url, server):
+    with serve_process(database_url, tmp_path, OASST_EMBEDDED_WORKER="false") as (base_url, server):
         server.wait_for("Application startup complete")
         client = ChatClient(base_url)
         assert client.http.get("/configs/model_configs").json() == []
@@ -161,7 +132,10 @@ def test_the_bundled_smollm2_answers_through_serve(
     tokenizer = AutoTokenizer.from_pretrained(smollm2_cache / BUNDLED_MODEL, local_files_only=True)
     text = tokenizer.apply_chat_template(question, add_generation_prompt=True, tokenize=False)
     prompt_tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"])
-    with _serve(database_url, tmp_path, OASST_MODEL_CACHE_DIR=str(smollm2_cache)) as (base_url, server):
+    with serve_process(database_url, tmp_path, OASST_MODEL_CACHE_DIR=str(smollm2_cache)) as (
+        base_url,
+        server,
+    ):
         server.wait_for("registered", timeout=SMOLLM2_TIMEOUT)
         with openai.OpenAI(base_url=f"{base_url}/v1", api_key=ADMIN_KEY, max_retries=0, timeout=120) as sdk:
             assert [model.id for model in sdk.models.list()] == [BUNDLED_MODEL]

@@ -4,8 +4,6 @@ asks again, a server killed and restarted (in-memory queue, and Redis), refusals
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,8 +18,16 @@ import redis
 from oasst.config import Settings
 from oasst.inference.service import ABORTED_BY_WORKER, CANCELLED, WORKER_SILENT
 from tests.conftest import ADMIN_KEY, REDIS_URL, missing_service
-from tests.inference.helpers import MODEL, ChatClient, LoggedProcess, WorkerProcess, mint_worker_key
-from tests.inference.test_metrics import _scrape
+from tests.inference.helpers import (
+    MODEL,
+    ChatClient,
+    LoggedProcess,
+    WorkerProcess,
+    free_port,
+    mint_worker_key,
+    scrape_metrics,
+    serve_process,
+)
 from tests.live import serve
 
 STREAM_TIMEOUT = 90.0  # seconds a stream may take to end on a busy machine before the test calls it a hang
@@ -156,7 +162,7 @@ def test_refusals_are_clear_4xx_and_counted(make_settings: Callable[..., Setting
     settings = make_settings(allow_debug_auth=True, pending_event_interval=0.05, work_queue_max_size=1)
     with serve(settings) as base_url:
         rejected = "oasst_inference_rejected_requests_total"
-        assert _scrape(base_url)[(rejected, (("reason", "queue_full"),))] == 0
+        assert scrape_metrics(base_url)[(rejected, (("reason", "queue_full"),))] == 0
         alice, mallory = ChatClient(base_url, "alice"), ChatClient(base_url, "mallory")
         with WorkerProcess(base_url, mint_worker_key(base_url), "--fake-stall-after", "1") as worker:
             worker.wait_for("registered")
@@ -200,7 +206,7 @@ def test_refusals_are_clear_4xx_and_counted(make_settings: Callable[..., Setting
                 timeout=30,
             )
             assert completion.status_code == 404  # the OpenAI-compatible API counts its refusals too
-            samples = _scrape(base_url)
+            samples = scrape_metrics(base_url)
         alice.close()
         mallory.close()
     assert samples[(rejected, (("reason", "queue_full"),))] == 1
@@ -229,19 +235,14 @@ def test_unknown_ids_are_not_found(server: str) -> None:
 # --- a server killed and started again ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
-def _serve_process(port: int, environment: dict[str, str]) -> Iterator[LoggedProcess]:
-    """`oasst serve --no-worker` on `port` in a child process, once it has started."""
-    with LoggedProcess("serve", "--no-worker", "--port", str(port), env=environment) as process:
+def _restartable(
+    database_url: str, data_dir: Path, port: int, environment: dict[str, str]
+) -> Iterator[tuple[str, LoggedProcess]]:
+    """`oasst serve --no-worker` on a fixed port, once it has started."""
+    with serve_process(database_url, data_dir, "--no-worker", port=port, **environment) as (url, process):
         process.wait_for("Application startup complete", timeout=STREAM_TIMEOUT)
-        yield process
+        yield url, process
 
 
 def test_server_killed_and_restarted_loses_nothing(database_url: str, tmp_path: Path) -> None:
@@ -250,18 +251,10 @@ def test_server_killed_and_restarted_loses_nothing(database_url: str, tmp_path: 
     server). The worker reconnects; completed replies stay; the queued one is served; the one cut off
     mid-stream ends once its worker has been silent for the timeout (aborted), and new work is served."""
     environment = {
-        **os.environ,
-        "OASST_DATABASE_URL": database_url,
-        "OASST_DATA_DIR": str(tmp_path),
-        "OASST_BOOTSTRAP_API_KEY": ADMIN_KEY,
-        "OASST_ALLOW_DEBUG_AUTH": "true",
         "OASST_INFERENCE_AUTH_SECRET": "restart-test-secret",  # sign-ins survive the restart
-        "OASST_JOBS_ENABLED": "false",
-        "OASST_RATE_LIMIT": "false",
         "OASST_PENDING_EVENT_INTERVAL": "0.1",
         "OASST_ASSISTANT_MESSAGE_TIMEOUT": "30",
     }
-    environment.pop("OASST_REDIS_URL", None)
     if database_url.startswith("postgresql"):
         try:
             redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
@@ -269,10 +262,9 @@ def test_server_killed_and_restarted_loses_nothing(database_url: str, tmp_path: 
             missing_service("Redis", error)
         environment["OASST_REDIS_URL"] = REDIS_URL
     model = f"restart-{uuid.uuid4().hex[:12]}"  # a queue of this test's own in a shared Redis
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    port = free_port()
     worker_options = ("--backend", "fake", "--model", model)
-    with _serve_process(port, environment) as first:
+    with _restartable(database_url, tmp_path, port, environment) as (base_url, first):
         key = mint_worker_key(base_url)
         client = ChatClient(base_url)
         with WorkerProcess(base_url, key, "--fake-token-delay", "0.3", backend=worker_options) as worker:
@@ -287,7 +279,7 @@ def test_server_killed_and_restarted_loses_nothing(database_url: str, tmp_path: 
             queued = client.ask(queued_chat, "wait for me", model_config_name=model)
             first.kill()
 
-            with _serve_process(port, environment):
+            with _restartable(database_url, tmp_path, port, environment):
                 worker.wait_for("registered", timeout=STREAM_TIMEOUT)  # the same process, reconnected
                 served = _stream(client, queued_chat, queued)
                 assert served[-1]["event_type"] == "message", served[-1]

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from oasst.config import Settings
-from tests.inference.helpers import MODEL, ChatClient, WorkerProcess, mint_worker_key
+from tests.inference.helpers import MODEL, ChatClient, WorkerProcess, mint_worker_key, scrape_metrics
 from tests.live import serve
 
 COMPAT_HASH = f"{MODEL}-4096-2048-f"  # the worker command's default lengths, not quantized
@@ -22,15 +20,6 @@ def server(make_settings: Callable[..., Settings]) -> Iterator[str]:
         yield base_url
 
 
-def _scrape(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = httpx.get(f"{base_url}/metrics", timeout=30).text
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
 def test_a_streamed_reply_is_counted_and_timed(server: str) -> None:
     client = ChatClient(server)
     with WorkerProcess(server, mint_worker_key(server), "--fake-token-delay", "0.01") as worker:
@@ -38,7 +27,7 @@ def test_a_streamed_reply_is_counted_and_timed(server: str) -> None:
         chat_id = client.new_chat()
         message_id = client.ask(chat_id, "count these five words")
         assert list(client.events(chat_id, message_id))[-1]["event_type"] == "message"
-        samples = _scrape(server)
+        samples = scrape_metrics(server)
     client.close()
     assert samples[("oasst_inference_workers", (("model", COMPAT_HASH),))] == 1
     assert samples[("oasst_inference_tokens_generated_total", ())] == 6  # "You said: count these five words"
@@ -59,7 +48,7 @@ def test_waiting_messages_show_as_queue_length(server: str) -> None:
         busy = alice.ask(busy_chat, "first in line")
         assert next(event for event in alice.events(busy_chat, busy) if event["event_type"] == "token")
         bob.ask(bob.new_chat(), "second in line")
-        samples = _scrape(server)
+        samples = scrape_metrics(server)
     alice.close()
     bob.close()
     assert samples[("oasst_inference_queue_length", (("model", COMPAT_HASH),))] == 1

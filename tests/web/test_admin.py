@@ -1,7 +1,11 @@
-"""Admins manage local accounts in the browser: roles, enabling and disabling; nobody else may."""
+"""Admins manage local accounts (roles, enabling and disabling) and the gateway's course accounts (budgets,
+keys shown once, deactivation) in the browser; nobody else may."""
 
 from __future__ import annotations
 
+import re
+
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oasst.accounts import service as accounts
@@ -47,3 +51,56 @@ def test_an_admin_changes_roles_and_disables_accounts(visitor: WebUser, web_sett
     assert visitor.client.get("/admin/accounts").status_code == 403
     assert visitor.post("/admin/accounts/carol", {"enabled": "true"}).status_code == 403
     assert 'href="/admin/accounts"' not in visitor.get("/").text
+
+
+KEY = re.compile(r'<input id="gateway-key" value="([^"]+)" readonly')
+
+
+def _budget(visitor: WebUser, key: str) -> httpx.Response:
+    return visitor.client.get("/api/chats/budget", headers={"Authorization": f"Bearer {key}"})
+
+
+def test_an_admin_manages_gateway_accounts(visitor: WebUser, web_settings: Settings) -> None:
+    _accounts(web_settings, ("root", "admin"), ("mia", "moderator"))
+    visitor.sign_in("root", PASSWORD)
+    assert "No accounts here." in visitor.get("/admin/gateway").text
+
+    created = visitor.post("/admin/gateway", {"name": "cs-101 <team>", "course": "CS-101", "budget": "500"})
+    assert created.status_code == 200
+    assert "cs-101 &lt;team&gt;" in created.text and "<team>" not in created.text
+    match = KEY.search(created.text)
+    assert match, created.text
+    key = match.group(1)
+    assert _budget(visitor, key).json() == {"usage": 0, "limit": 500}
+
+    listing = visitor.get("/admin/gateway").text
+    assert 'data-gateway-account="cs-101 &lt;team&gt;"' in listing
+    assert key not in listing  # shown once, on the answer that made it
+    account_id = re.search(r'action="/admin/gateway/(\d+)/budget"', listing).group(1)  # type: ignore[union-attr]
+
+    visitor.post(f"/admin/gateway/{account_id}/budget", {"budget": "2000"})
+    assert _budget(visitor, key).json()["limit"] == 2000
+    assert visitor.post(f"/admin/gateway/{account_id}/budget", {"budget": "-1"}).status_code == 400
+
+    rotated = visitor.post(f"/admin/gateway/{account_id}/rotate")
+    new_key = KEY.search(rotated.text).group(1)  # type: ignore[union-attr]
+    assert new_key != key
+    assert _budget(visitor, key).status_code == 401
+    assert _budget(visitor, new_key).status_code == 200
+
+    taken = visitor.post("/admin/gateway", {"name": "cs-101 <team>", "course": "CS-101"})
+    assert taken.status_code == 400 and "already exists" in taken.text
+    assert visitor.post("/admin/gateway/999/rotate").status_code == 400  # the gateway's own "does not exist"
+
+    visitor.post(f"/admin/gateway/{account_id}/deactivate")
+    assert _budget(visitor, new_key).status_code == 401
+    assert "No accounts here." in visitor.get("/admin/gateway").text
+    assert 'data-gateway-account="cs-101 &lt;team&gt;"' in visitor.get("/admin/gateway?inactive=1").text
+
+    forged = visitor.client.post("/admin/gateway", data={"name": "x", "course": "y"})
+    assert forged.status_code == 403
+
+    visitor.sign_in("mia", PASSWORD)
+    assert visitor.client.get("/admin/gateway").status_code == 403
+    assert visitor.post("/admin/gateway", {"name": "x", "course": "y"}).status_code == 403
+    assert visitor.post(f"/admin/gateway/{account_id}/rotate").status_code == 403

@@ -2,54 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    from oasst.config import Settings
+from oasst.cli._db import in_transaction
 
 app = typer.Typer(help="The course gateway: accounts, keys and usage.", no_args_is_help=True)
-T = TypeVar("T")
 
 
 class Format(StrEnum):
     json = "json"
     csv = "csv"
-
-
-def _in_transaction(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
-    """Migrate, then run `work` in one transaction on the configured database; a refusal exits with 1."""
-    from oasst.config import Settings
-    from oasst.db.migrations import upgrade
-    from oasst.db.session import create_engine, sessionmaker, transaction
-    from oasst.gateway.errors import GatewayError
-
-    settings = Settings()
-    upgrade(settings.effective_database_url)
-
-    async def run() -> T:
-        engine = create_engine(settings.effective_database_url)
-        try:
-            async with transaction(sessionmaker(engine)) as session:
-                return await work(session, settings)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(run())
-    except GatewayError as error:
-        typer.echo(f"error: {error.message}", err=True)
-        raise typer.Exit(1) from None
 
 
 @app.command("create-account")
@@ -70,7 +38,7 @@ def create_account(
         body = AccountCreate(name=name, course=course, budget=budget)
     except ValidationError as error:
         raise typer.BadParameter(str(error)) from None
-    account = _in_transaction(lambda session, settings: service.create_account(session, settings, body))
+    account = in_transaction(lambda session, settings: service.create_account(session, settings, body))
     typer.echo(f"account {account.id}: {account.api_key}")
 
 
@@ -79,7 +47,7 @@ def rotate_key(account_id: int = typer.Argument(..., help="The account's id.")) 
     """Give an account a new key (the old one stops working) and print it."""
     from oasst.gateway import service
 
-    account = _in_transaction(lambda session, _settings: service.rotate_key(session, account_id))
+    account = in_transaction(lambda session, _settings: service.rotate_key(session, account_id))
     typer.echo(account.api_key)
 
 
@@ -94,7 +62,7 @@ def usage(
     from oasst.gateway import service
     from oasst.gateway.schemas import UsageRow
 
-    rows = _in_transaction(
+    rows = in_transaction(
         lambda session, _settings: service.usage_report(
             session, since.date() if since else None, until.date() if until else None, account
         )

@@ -38,7 +38,7 @@ from oasst.inference.queue import (
 )
 from oasst.inference.workers import WorkerConnection, WorkerRegistry
 from oasst.metrics import Metrics
-from oasst.protocol.inference import ModelConfig, TokenResponseEvent
+from oasst.protocol.inference import ErrorResponseEvent, ModelConfig, TokenResponseEvent
 
 log = logging.getLogger(__name__)
 ANNOUNCE_EVERY = 1.0  # seconds between two announcements of this process's models (and reads of the others')
@@ -151,6 +151,13 @@ class InferenceRuntime:
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         return transaction(self.sessions)
+
+    async def enqueue(self, queued: service.QueuedMessage) -> None:
+        """Queue a new assistant message (once its transaction has committed) and end the streams of the
+        messages it cancelled (upstream's kept sending `pending` forever)."""
+        await self.queue.put(queued.compat_hash, str(queued.message.id), force=True)
+        for cancelled in queued.cancelled:
+            await self.streams.publish(str(cancelled), ErrorResponseEvent(error=service.CANCELLED))
 
     def refused(self, reason: str) -> None:
         """Count a request turned away (`queue_full`, `no_worker`) on /metrics."""

@@ -22,7 +22,6 @@ from oasst.protocol.inference import (
     CreateChatRequest,
     CreatePrompterMessageRequest,
     CreateWorkerRequest,
-    ErrorResponseEvent,
     InferenceUserRead,
     ListChatsResponse,
     LocalLoginRequest,
@@ -181,13 +180,7 @@ async def create_assistant_message(
         runtime.refused(refusal.reason)
         raise
 
-    async def enqueue() -> None:
-        await runtime.queue.put(queued.compat_hash, str(queued.message.id), force=True)
-        # A stream open on a cancelled message ends (upstream's kept sending `pending` forever).
-        for cancelled in queued.cancelled:
-            await runtime.streams.publish(str(cancelled), ErrorResponseEvent(error=service.CANCELLED))
-
-    unit.after_commit.append(enqueue)
+    unit.after_commit.append(lambda: runtime.enqueue(queued))
     return queued.message
 
 

@@ -197,18 +197,26 @@ async def local_login(
     account = await accounts.authenticate(session, body.username, body.password)
     if account is None:
         raise InferenceError(401, "Invalid username or password")
-    user = await repository.user_by_provider(session, "local", str(account.id))
+    user = await ensure_user(session, "local", str(account.id), account.display_name)
+    return await issue_tokens(session, settings, secret, user.id)
+
+
+async def ensure_user(
+    session: AsyncSession, provider: str, account_id: str, display_name: str
+) -> InferenceUser:
+    """The user of (provider, account id), made on first sight (a local account, a web sign-in)."""
+    user = await repository.user_by_provider(session, provider, account_id)
     if user is None:
         user = await _add_user(
             session,
             InferenceUser(
                 id=str(uuid.uuid4()),
-                provider="local",
-                provider_account_id=str(account.id),
-                display_name=account.display_name,
+                provider=provider,
+                provider_account_id=account_id,
+                display_name=display_name,
             ),
         )
-    return await issue_tokens(session, settings, secret, user.id)
+    return user
 
 
 async def register_local(
@@ -802,7 +810,8 @@ async def stream_target(
     return message
 
 
-def _sse(event: BaseModel) -> str:
+def sse(event: BaseModel) -> str:
+    """One server-sent event frame carrying `event` as JSON."""
     return f"data: {event.model_dump_json()}\n\n"
 
 
@@ -859,7 +868,7 @@ async def events(
         if event is not None:
             started = True
             watchdog.saw_event()
-            yield _sse(event)
+            yield sse(event)
             if is_terminal(event):
                 return
             continue
@@ -869,4 +878,4 @@ async def events(
             yield ": ping\n\n"  # keeps proxies from closing a stream whose worker is slow
             continue
         position, size = await queue.position(compat_hash, message_id) if compat_hash else (0, 1)
-        yield _sse(PendingResponseEvent(queue_position=position, queue_size=size))
+        yield sse(PendingResponseEvent(queue_position=position, queue_size=size))

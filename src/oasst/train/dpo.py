@@ -11,7 +11,7 @@ from datasets import Dataset
 from transformers import PreTrainedModel
 from trl import DPOConfig, DPOTrainer
 
-from oasst.train.data import DataError, pairs, prompts
+from oasst.train.data import prompts
 from oasst.train.evaluate import RewardJudge
 from oasst.train.models import (
     RunRecord,
@@ -38,12 +38,7 @@ class DpoSettings(TrainConfig):
 def train_dpo(config: DpoSettings) -> RunRecord:
     """Train the policy (usually the SFT folder) to prefer the better-ranked reply of each pair."""
     prepared = prepare(config)
-    train = prepared.formatter.preference_records(pairs(prepared.train))
-    validation = prepared.formatter.preference_records(pairs(prepared.validation))
-    if not train or not validation:
-        raise DataError(
-            f"DPO needs ranked pairs in both splits: {len(train)} train, {len(validation)} validation"
-        )
+    train, validation = prepared.preference_splits("DPO")
     policy = load_causal_lm(prepared.base, prepared.tokenizer)
     judge = None
     if config.reward_model is not None:

@@ -23,7 +23,7 @@ from oasst.train.data import (
     read_trees,
     split,
 )
-from oasst.train.models import load_frozen
+from oasst.train.models import end_ids, load_frozen
 from oasst.worker.prompts import Turn
 
 
@@ -121,8 +121,9 @@ def rollout(
     max_new_tokens: int,
     do_sample: bool = True,
 ) -> Rollout:
-    """Replies of `policy` to `prompts` (sampled at temperature 1, or greedy)."""
+    """Replies of `policy` to `prompts` (sampled at temperature 1, or greedy), each up to its end of turn."""
     policy.eval()
+    ends = end_ids(policy, tokenizer)
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     encoded = tokenizer(list(prompts), padding=True, return_tensors="pt").to(policy.device)
     tokenizer.padding_side = side
@@ -134,12 +135,12 @@ def rollout(
             top_k=0,
             top_p=1.0,
             temperature=1.0,
-            eos_token_id=tokenizer.eos_token_id,
+            eos_token_id=ends,
             pad_token_id=tokenizer.pad_token_id,
         )
     width = encoded["input_ids"].shape[1]
     reply = sequences[:, width:]
-    ended = (reply == tokenizer.eos_token_id).int()
+    ended = torch.isin(reply, torch.tensor(ends, device=reply.device)).int()
     # Tokens after the first end of turn are padding; the end of turn itself belongs to the reply.
     reply_mask = (ended.cumsum(1) - ended == 0).int()
     texts = [

@@ -25,6 +25,7 @@ from oasst.train.data import (
     Formatter,
     PromptFormat,
     Tree,
+    pairs,
     read_trees,
     split,
 )
@@ -66,6 +67,16 @@ class Prepared:
     tokenizer: PreTrainedTokenizerBase
     formatter: Formatter
 
+    def preference_splits(self, what: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+        """The ranked pairs of each split as preference records; `what` needs some in both."""
+        train = self.formatter.preference_records(pairs(self.train))
+        validation = self.formatter.preference_records(pairs(self.validation))
+        if not train or not validation:
+            raise DataError(
+                f"{what} needs ranked pairs in both splits: {len(train)} train, {len(validation)} validation"
+            )
+        return train, validation
+
 
 def resolve_model(model: Path) -> Path:
     """`model`, checked to be a Hugging Face model folder."""
@@ -91,14 +102,22 @@ def load_tokenizer(path: Path, format: PromptFormat) -> PreTrainedTokenizerBase:
 
 
 def fit_to_tokenizer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
-    """Grow the embeddings for added tokens and set the pad and EOS ids the trainers and the worker use."""
+    """Grow the embeddings for added tokens and set the pad and end ids the trainers and the worker use (the
+    tokenizer's EOS joins the model's own ends of turn, such as ChatML's `<|im_end|>`)."""
     if len(tokenizer) > cast(torch.nn.Embedding, model.get_input_embeddings()).num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.eos_token_id = end_ids(model, tokenizer)
     return model
+
+
+def end_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The tokens that end a reply: the tokenizer's EOS and the model's generation-config ends."""
+    configured = model.generation_config.eos_token_id
+    others = configured if isinstance(configured, list) else [] if configured is None else [configured]
+    return list(dict.fromkeys([tokenizer.eos_token_id, *others]))
 
 
 def load_causal_lm(path: Path, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
@@ -146,7 +165,8 @@ def lora_config(enabled: bool, task_type: str) -> Any:
 
 
 def prepare(config: TrainConfig) -> Prepared:
-    """Read and split the data, load the tokenizer of the base model."""
+    """Read and split the data, load the base tokenizer, seed torch (for new heads and embeddings)."""
+    torch.manual_seed(config.seed)
     base = resolve_model(config.model)
     trees = read_trees(config.data, config.filters)
     if not trees:

@@ -102,7 +102,6 @@ def train_ppo(config: PpoSettings) -> RunRecord:
     train_prompts = prompts(prepared.train)
     if not train_prompts:
         raise DataError("no training prompt with an accepted assistant reply")
-    torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     policy = on_device(load_causal_lm(prepared.base, tokenizer))
     reference = None

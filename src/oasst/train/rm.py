@@ -10,7 +10,6 @@ from datasets import Dataset
 from transformers import PreTrainedModel
 from trl import RewardConfig, RewardTrainer
 
-from oasst.train.data import DataError, pairs
 from oasst.train.evaluate import pair_accuracy
 from oasst.train.models import (
     RunRecord,
@@ -33,12 +32,7 @@ class RmSettings(TrainConfig):
 def train_rm(config: RmSettings) -> RunRecord:
     """Train the reward model on the train pairs; pairwise accuracy on held-out pairs before and after."""
     prepared = prepare(config)
-    train = prepared.formatter.preference_records(pairs(prepared.train))
-    validation = prepared.formatter.preference_records(pairs(prepared.validation))
-    if not train or not validation:
-        raise DataError(
-            f"the reward model needs ranked pairs in both splits: {len(train)}, {len(validation)}"
-        )
+    train, validation = prepared.preference_splits("the reward model")
     model = load_reward_model(prepared.base, prepared.tokenizer)
     before = pair_accuracy(model, prepared.tokenizer, validation)
     trainer = RewardTrainer(

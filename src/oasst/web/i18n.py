@@ -4,7 +4,7 @@ After changing a text of the pages, update the catalogs (in src/oasst/web; tests
 that every text is translated and every catalog compiled):
 
     pybabel extract -F babel.cfg -k N_ --no-location --sort-output -o locales/messages.pot .
-    pybabel update -i locales/messages.pot -d locales -D messages --no-location --width 110
+    pybabel update -i locales/messages.pot -d locales -D messages --width 110
     (translate the new entries of locales/*/LC_MESSAGES/messages.po)
     pybabel compile -d locales -D messages
 """

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import MutableHeaders
@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oasst.config import Settings
 from oasst.errors import OasstError
+from oasst.gateway.errors import GatewayError
 from oasst.web import service
 from oasst.web.deps import Page, SignInRequired, sign_in_url
 from oasst.web.i18n import HERE, N_
@@ -149,6 +150,14 @@ def install(app: FastAPI) -> None:
         return RedirectResponse(target, status_code=303)
 
     app.add_exception_handler(SignInRequired, sign_in_first)  # type: ignore[arg-type]
+
+    # The gateway's API routes answer their own errors (as Parrot's `{"error": message}`); pages as pages.
+    async def gateway_refusal(request: Request, exc: GatewayError) -> Response:
+        if not is_web_path(request.url.path):
+            return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return _error_page(request, exc.status, exc.message)
+
+    app.add_exception_handler(GatewayError, gateway_refusal)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(build_router())
     app.add_middleware(SessionMiddleware)

@@ -1,19 +1,28 @@
-"""The pages: sign-in, language, terms, the task loop, the tree viewer, profile and leaderboards."""
+"""The pages: sign-in, language, terms, the task loop, the tree viewer, profile, leaderboards, chat and
+administration (accounts, gateway accounts)."""
 
 from __future__ import annotations
 
+import random
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from oasst.collection.admin import service as admin_service
 from oasst.collection.deps import RngDep, SessionDep
 from oasst.collection.messages import service as messages_service
 from oasst.collection.stats.schemas import UserStatsTimeFrame
 from oasst.errors import OasstError
+from oasst.gateway import service as gateway_service
+from oasst.gateway.schemas import MAX_BUDGET, AccountCreate, AccountUpdate
+from oasst.inference import service as inference_service
+from oasst.inference.deps import InferenceRuntime
+from oasst.inference.service import QueuedMessage
 from oasst.protocol.collection import ErrorCode
+from oasst.protocol.inference import ChatUpdateRequest, MessageResponseEvent, ReportRequest
 from oasst.web import service
 from oasst.web.deps import (
     MODERATOR_ROLES,
@@ -63,7 +72,24 @@ def build_router() -> APIRouter:
     router.add_api_route("/profile", profile, methods=["GET"])
     router.add_api_route("/admin/accounts", accounts_page, methods=["GET"])
     router.add_api_route("/admin/accounts/{username}", change_account, methods=["POST"])
+    router.add_api_route("/admin/gateway", gateway_accounts, methods=["GET"])
+    router.add_api_route("/admin/gateway", create_gateway_account, methods=["POST"])
+    router.add_api_route("/admin/gateway/{account_id}/budget", set_gateway_budget, methods=["POST"])
+    router.add_api_route("/admin/gateway/{account_id}/rotate", rotate_gateway_key, methods=["POST"])
+    router.add_api_route("/admin/gateway/{account_id}/deactivate", deactivate_gateway, methods=["POST"])
     router.add_api_route("/leaderboard", leaderboard, methods=["GET"])
+    router.add_api_route("/chat", chats, methods=["GET"])
+    router.add_api_route("/chat", new_chat, methods=["POST"])
+    router.add_api_route("/chat/{chat_id}", chat_page, methods=["GET"])
+    router.add_api_route("/chat/{chat_id}", send, methods=["POST"])
+    router.add_api_route("/chat/{chat_id}/settings", chat_settings, methods=["POST"])
+    router.add_api_route("/chat/{chat_id}/delete", delete_chat, methods=["POST"])
+    router.add_api_route("/chat/{chat_id}/branch", show_branch, methods=["POST"])
+    router.add_api_route("/chat/{chat_id}/messages/{message_id}/regenerate", regenerate, methods=["POST"])
+    router.add_api_route("/chat/{chat_id}/messages/{message_id}/vote", vote, methods=["POST"])
+    router.add_api_route("/chat/{chat_id}/messages/{message_id}/prefer", prefer, methods=["POST"])
+    router.add_api_route("/chat/{chat_id}/messages/{message_id}/report", report, methods=["POST"])
+    router.add_api_route("/chat/{chat_id}/messages/{message_id}/events", chat_events, methods=["GET"])
     return router
 
 
@@ -418,3 +444,229 @@ async def change_account(
     """Change one account's role, or switch it on or off."""
     await service.change_account(session, admin, username, role=role, enabled=enabled)
     return page.redirect("/admin/accounts")
+
+
+GatewayId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+GatewayName = Annotated[str, Form(min_length=1, max_length=80)]
+GatewayBudget = Annotated[int, Form(ge=0, le=MAX_BUDGET)]
+
+
+async def gateway_accounts(
+    page: PageDep, session: SessionDep, admin: AdminDep, inactive: bool = False
+) -> HTMLResponse:
+    """The course gateway's accounts: budget, usage, and the forms to change them."""
+    rows = await gateway_service.list_accounts(session, "false" if inactive else "true", None, None)
+    return page.render("admin_gateway.html", accounts=rows, inactive=inactive)
+
+
+async def create_gateway_account(
+    page: PageDep,
+    session: SessionDep,
+    admin: AdminDep,
+    name: GatewayName,
+    course: GatewayName,
+    budget: Annotated[int | None, Form(ge=0, le=MAX_BUDGET)] = None,
+) -> HTMLResponse:
+    """A new account; its key is on this answer only."""
+    body = AccountCreate(name=name, course=course, budget=budget)
+    account = await gateway_service.create_account(session, page.settings, body)
+    return page.render("admin_gateway_key.html", account=account, created=True)
+
+
+async def set_gateway_budget(
+    page: PageDep, session: SessionDep, admin: AdminDep, account_id: GatewayId, budget: GatewayBudget
+) -> Response:
+    await gateway_service.update_account(session, account_id, AccountUpdate(budget=budget))
+    return page.redirect("/admin/gateway")
+
+
+async def rotate_gateway_key(
+    page: PageDep, session: SessionDep, admin: AdminDep, account_id: GatewayId
+) -> HTMLResponse:
+    """A new key for the account (the old one stops working); shown on this answer only."""
+    account = await gateway_service.rotate_key(session, account_id)
+    return page.render("admin_gateway_key.html", account=account, created=False)
+
+
+async def deactivate_gateway(
+    page: PageDep, session: SessionDep, admin: AdminDep, account_id: GatewayId
+) -> Response:
+    await gateway_service.delete_account(session, account_id)
+    return page.redirect("/admin/gateway")
+
+
+# --- chat --------------------------------------------------------------------------------------------------
+
+ChatText = Annotated[str, Form(min_length=1, max_length=100_000)]
+ChatCursor = Annotated[str | None, Query(max_length=128)]
+
+
+def _inference(page: PageDep) -> InferenceRuntime:
+    runtime: InferenceRuntime = page.request.app.state.inference
+    return runtime
+
+
+def _chat_runtime(page: PageDep, rng: random.Random) -> service.ChatRuntime:
+    runtime = _inference(page)
+    return service.ChatRuntime(runtime.settings, runtime.queue, runtime.workers.models(), rng)
+
+
+def _queued(page: PageDep, queued: QueuedMessage, chat_id: uuid.UUID) -> Response:
+    """Back to the chat; the reply is queued once the response is out, so after the request's commit."""
+    response = page.redirect(f"/chat/{chat_id}#m-{queued.message.id}")
+    response.background = BackgroundTask(_inference(page).enqueue, queued)
+    return response
+
+
+async def chats(
+    page: PageDep,
+    session: SessionDep,
+    user: SignedInDep,
+    after: ChatCursor = None,
+    hidden: bool = False,
+) -> HTMLResponse:
+    """The person's chats, newest first, 20 a page."""
+    person = await service.chat_user(session, user)
+    listing = await inference_service.list_chats(
+        session, person, include_hidden=hidden, limit=20, after=after, before=None
+    )
+    return page.render("chats.html", listing=listing, hidden=hidden)
+
+
+async def new_chat(page: PageDep, session: SessionDep, user: SignedInDep) -> Response:
+    person = await service.chat_user(session, user)
+    chat = await inference_service.create_chat(session, person)
+    return page.redirect(f"/chat/{chat.id}")
+
+
+async def chat_page(
+    page: PageDep,
+    session: SessionDep,
+    user: SignedInDep,
+    chat_id: uuid.UUID,
+    reported: bool = False,
+    preferred: bool = False,
+) -> HTMLResponse:
+    person = await service.chat_user(session, user)
+    view = await service.chat_view(session, person, chat_id, _inference(page).workers.models())
+    return page.render(
+        "chat.html", view=view, presets=service.PRESET_NAMES, reported=reported, preferred=preferred
+    )
+
+
+async def send(
+    page: PageDep,
+    session: SessionDep,
+    rng: RngDep,
+    user: SignedInDep,
+    chat_id: uuid.UUID,
+    content: ChatText,
+    model: Annotated[str, Form(max_length=200)],
+    preset: Annotated[str, Form(max_length=64)],
+) -> Response:
+    person = await service.chat_user(session, user)
+    queued = await service.send(session, _chat_runtime(page, rng), person, chat_id, content, model, preset)
+    return _queued(page, queued, chat_id)
+
+
+async def regenerate(
+    page: PageDep,
+    session: SessionDep,
+    rng: RngDep,
+    user: SignedInDep,
+    chat_id: uuid.UUID,
+    message_id: uuid.UUID,
+) -> Response:
+    person = await service.chat_user(session, user)
+    queued = await service.regenerate(session, _chat_runtime(page, rng), person, chat_id, message_id)
+    return _queued(page, queued, chat_id)
+
+
+async def show_branch(
+    page: PageDep,
+    session: SessionDep,
+    user: SignedInDep,
+    chat_id: uuid.UUID,
+    message_id: Annotated[uuid.UUID, Form()],
+) -> Response:
+    person = await service.chat_user(session, user)
+    await service.show_branch(session, person, chat_id, message_id)
+    return page.redirect(f"/chat/{chat_id}#m-{message_id}")
+
+
+async def prefer(
+    page: PageDep, session: SessionDep, user: SignedInDep, chat_id: uuid.UUID, message_id: uuid.UUID
+) -> Response:
+    person = await service.chat_user(session, user)
+    await service.prefer(session, person, chat_id, message_id)
+    return page.redirect(f"/chat/{chat_id}?preferred=1#m-{message_id}")
+
+
+async def vote(
+    page: PageDep,
+    session: SessionDep,
+    user: SignedInDep,
+    chat_id: uuid.UUID,
+    message_id: uuid.UUID,
+    score: Annotated[int, Form()],
+) -> Response:
+    person = await service.chat_user(session, user)
+    await service.vote(session, person, chat_id, message_id, score)
+    return page.redirect(f"/chat/{chat_id}#m-{message_id}")
+
+
+async def report(
+    page: PageDep,
+    session: SessionDep,
+    user: SignedInDep,
+    chat_id: uuid.UUID,
+    message_id: uuid.UUID,
+    report_type: Annotated[Literal["spam", "offensive", "feedback"], Form()],
+    reason: Annotated[str, Form(max_length=4096)] = "",
+) -> Response:
+    person = await service.chat_user(session, user)
+    body = ReportRequest(report_type=report_type, reason=reason)
+    await inference_service.report(session, person, chat_id, message_id, body)
+    return page.redirect(f"/chat/{chat_id}?reported=1#m-{message_id}")
+
+
+async def chat_settings(
+    page: PageDep,
+    session: SessionDep,
+    user: SignedInDep,
+    chat_id: uuid.UUID,
+    title: Annotated[str, Form(max_length=100)] = "",
+    allow_data_use: Annotated[bool, Form()] = False,
+    hidden: Annotated[bool, Form()] = False,
+) -> Response:
+    """Rename the chat, let it be used for training data or not, hide it from the list."""
+    person = await service.chat_user(session, user)
+    update = ChatUpdateRequest(title=title.strip() or None, allow_data_use=allow_data_use, hidden=hidden)
+    await inference_service.update_chat(session, person, chat_id, update)
+    return page.redirect(f"/chat/{chat_id}")
+
+
+async def delete_chat(page: PageDep, session: SessionDep, user: SignedInDep, chat_id: uuid.UUID) -> Response:
+    person = await service.chat_user(session, user)
+    await inference_service.delete_chat(session, person, chat_id)
+    return page.redirect("/chat")
+
+
+async def chat_events(
+    page: PageDep, session: SessionDep, user: SignedInDep, chat_id: uuid.UUID, message_id: uuid.UUID
+) -> Response:
+    """The reply's events for the page's script: the inference stream, the session standing in for a token
+    (an EventSource cannot send one). A reply that finished meanwhile is one `message` event."""
+    person = await service.chat_user(session, user)
+    runtime = _inference(page)
+    message = await inference_service.stream_target(session, runtime.streams, person, chat_id, message_id)
+    if message is None:
+        finished = await inference_service.get_message(session, person, chat_id, message_id)
+        return Response(
+            inference_service.sse(MessageResponseEvent(message=finished)), media_type="text/event-stream"
+        )
+    stream = inference_service.events(
+        message, runtime.settings, runtime.queue, runtime.streams, runtime.transaction
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import TypeAdapter
@@ -29,11 +29,27 @@ from oasst.collection.tasks import repository as tasks_repository
 from oasst.collection.tasks import service as tasks_service
 from oasst.collection.users import service as users_service
 from oasst.config import Settings
-from oasst.db.models import ApiClient, LocalAccount, Message, Task, User
+from oasst.db.models import ApiClient, InferenceUser, LocalAccount, Message, Task, User
 from oasst.errors import OasstError
+from oasst.inference import service as inference
+from oasst.inference.queue import WorkQueue
+from oasst.inference.schemas import PRESETS
+from oasst.inference.schemas import not_found as inference_not_found
+from oasst.inference.service import QueuedMessage
 from oasst.protocol import collection as wire
 from oasst.protocol.collection import ErrorCode
+from oasst.protocol.inference import (
+    ChatRead,
+    ChatUpdateRequest,
+    CreateAssistantMessageRequest,
+    CreatePrompterMessageRequest,
+    MessageRead,
+    MessageState,
+    ModelConfig,
+    SamplingParameters,
+)
 from oasst.web import repository
+from oasst.web.i18n import N_
 from oasst.web.sessions import SignedIn
 
 WEB_FRONTEND_TYPE = "oasst-web"
@@ -446,3 +462,220 @@ async def leaderboard(
 ) -> LeaderboardStats:
     viewer = await contributor(session, client, user) if user is not None else None
     return await stats_service.leaderboard(session, BoardParams(frame, 100), viewer)
+
+
+# --- chat --------------------------------------------------------------------------------------------------
+# A signed-in person chats as the inference user (`local`, account id) or, signed in for development,
+# (`debug`, name), the user the inference API's own sign-ins give them.
+
+STREAMING = (MessageState.pending, MessageState.in_progress)
+PRESET_NAMES = [name for name, _description, _parameters in PRESETS]
+
+
+async def chat_user(session: AsyncSession, user: SignedIn) -> InferenceUser:
+    """The inference user of the person (made on first sight)."""
+    provider = "local" if user.kind == "local" else "debug"
+    return await inference.ensure_user(session, provider, user.id, user.name)
+
+
+@dataclass(frozen=True)
+class ThreadStep:
+    """One message of the thread on screen, with its alternatives (drafts or edits) oldest first."""
+
+    message: MessageRead
+    siblings: list[uuid.UUID]
+
+    @property
+    def index(self) -> int:
+        return self.siblings.index(self.message.id)
+
+
+@dataclass(frozen=True)
+class ChatView:
+    """What the chat page shows: the chat, its active thread and the models to choose from."""
+
+    chat: ChatRead
+    thread: list[ThreadStep]
+    models: list[str]
+    model: str | None  # the one chosen last in this chat (or the first served)
+
+    @property
+    def streaming(self) -> MessageRead | None:
+        """The last reply if it is still being written."""
+        last = self.thread[-1].message if self.thread else None
+        return last if last is not None and last.role == "assistant" and last.state in STREAMING else None
+
+
+def _children(messages: Sequence[MessageRead]) -> dict[uuid.UUID | None, list[MessageRead]]:
+    children: dict[uuid.UUID | None, list[MessageRead]] = {}
+    for message in sorted(messages, key=lambda message: (message.created_at, message.id)):
+        children.setdefault(message.parent_id, []).append(message)
+    return children
+
+
+def _newest_leaf(
+    children: Mapping[uuid.UUID | None, list[MessageRead]], start: MessageRead | None
+) -> MessageRead | None:
+    """Follow the newest reply down from `start` (from the newest first message if None) to the end."""
+    node = start
+    while kids := children.get(node.id if node is not None else None):
+        node = kids[-1]
+    return node
+
+
+def thread(chat: ChatRead) -> list[ThreadStep]:
+    """The active thread: from the first message to the chosen tail (the newest path if none is chosen)."""
+    by_id = {message.id: message for message in chat.messages}
+    children = _children(chat.messages)
+    chosen = chat.active_thread_tail_message_id
+    tail = _newest_leaf(children, by_id.get(chosen) if chosen is not None else None)
+    steps: list[ThreadStep] = []
+    while tail is not None:
+        siblings = [sibling.id for sibling in children[tail.parent_id]]
+        steps.append(ThreadStep(tail, siblings))
+        tail = by_id.get(tail.parent_id) if tail.parent_id is not None else None
+    return steps[::-1]
+
+
+async def chat_view(
+    session: AsyncSession, person: InferenceUser, chat_id: uuid.UUID, served: Mapping[str, ModelConfig]
+) -> ChatView:
+    chat = await inference.get_chat(session, person, chat_id)
+    steps = thread(chat)
+    models = sorted(served)
+    used = [
+        step.message.work_parameters.model.model_id
+        for step in steps
+        if step.message.work_parameters is not None
+    ]
+    model = used[-1] if used and used[-1] in served else (models[0] if models else None)
+    return ChatView(chat, steps, models, model)
+
+
+def _sampling(preset: str) -> SamplingParameters:
+    for name, _description, parameters in PRESETS:
+        if name == preset:
+            return parameters
+    raise bad_input(f"Unknown sampling preset {preset!r}")
+
+
+@dataclass(frozen=True)
+class ChatRuntime:
+    """What a reply needs from the inference runtime: the settings, the queue and the served models."""
+
+    settings: Settings
+    queue: WorkQueue
+    models: Mapping[str, ModelConfig]
+    rng: random.Random
+
+
+async def _reply(
+    session: AsyncSession,
+    runtime: ChatRuntime,
+    person: InferenceUser,
+    chat_id: uuid.UUID,
+    prompt_id: uuid.UUID,
+    model: str,
+    sampling: SamplingParameters,
+) -> QueuedMessage:
+    """A new reply to `prompt_id`, made the tail of the thread on screen."""
+    body = CreateAssistantMessageRequest(
+        parent_id=prompt_id, model_config_name=model, sampling_parameters=sampling
+    )
+    queued = await inference.add_assistant_message(
+        session, runtime.settings, runtime.queue, runtime.models, person, chat_id, body, runtime.rng
+    )
+    tail = ChatUpdateRequest(active_thread_tail_message_id=queued.message.id)
+    await inference.update_chat(session, person, chat_id, tail)
+    return queued
+
+
+async def send(
+    session: AsyncSession,
+    runtime: ChatRuntime,
+    person: InferenceUser,
+    chat_id: uuid.UUID,
+    content: str,
+    model: str,
+    preset: str,
+) -> QueuedMessage:
+    """The person's message at the end of the thread on screen, and a reply to it (queued after commit)."""
+    text = content.strip()
+    if not text:
+        raise bad_input(N_("Please write a message"))
+    sampling = _sampling(preset)
+    steps = thread(await inference.get_chat(session, person, chat_id))
+    parent = steps[-1].message.id if steps else None
+    prompt = await inference.add_prompter_message(
+        session,
+        runtime.settings,
+        person,
+        chat_id,
+        CreatePrompterMessageRequest(parent_id=parent, content=text),
+    )
+    return await _reply(session, runtime, person, chat_id, prompt.id, model, sampling)
+
+
+async def regenerate(
+    session: AsyncSession,
+    runtime: ChatRuntime,
+    person: InferenceUser,
+    chat_id: uuid.UUID,
+    message_id: uuid.UUID,
+) -> QueuedMessage:
+    """Another reply to the prompt of `message_id`, with the same model and sampling."""
+    message = await inference.get_message(session, person, chat_id, message_id)
+    if message.role != "assistant" or message.parent_id is None or message.work_parameters is None:
+        raise bad_input(N_("Only a reply of the assistant can be written again"))
+    parameters = message.work_parameters
+    return await _reply(
+        session,
+        runtime,
+        person,
+        chat_id,
+        message.parent_id,
+        parameters.model.model_id,
+        parameters.sampling_parameters,
+    )
+
+
+async def show_branch(
+    session: AsyncSession, person: InferenceUser, chat_id: uuid.UUID, message_id: uuid.UUID
+) -> None:
+    """Show the thread through `message_id` (a sibling picked in the pager), down to its newest reply."""
+    chat = await inference.get_chat(session, person, chat_id)
+    start = next((message for message in chat.messages if message.id == message_id), None)
+    if start is None:
+        raise inference_not_found("Message")
+    tail = _newest_leaf(_children(chat.messages), start)
+    assert tail is not None
+    await inference.update_chat(
+        session, person, chat_id, ChatUpdateRequest(active_thread_tail_message_id=tail.id)
+    )
+
+
+async def prefer(
+    session: AsyncSession, person: InferenceUser, chat_id: uuid.UUID, message_id: uuid.UUID
+) -> None:
+    """Record that the reply `message_id` is better than the other drafts of its prompt, and show it."""
+    chat = await inference.get_chat(session, person, chat_id)
+    chosen = next((message for message in chat.messages if message.id == message_id), None)
+    if chosen is None:
+        raise inference_not_found("Message")
+    others = [
+        message.id
+        for message in chat.messages
+        if message.parent_id == chosen.parent_id and message.id != message_id and message.role == "assistant"
+    ]
+    await inference.evaluate(session, person, chat_id, message_id, others)
+    await show_branch(session, person, chat_id, message_id)
+
+
+async def vote(
+    session: AsyncSession, person: InferenceUser, chat_id: uuid.UUID, message_id: uuid.UUID, score: int
+) -> None:
+    """A thumb up or down on a reply; the same thumb again takes the vote back."""
+    if score not in (-1, 1):
+        raise bad_input(N_("A vote is 1 or -1"))
+    current = await inference.get_message(session, person, chat_id, message_id)
+    await inference.vote(session, person, chat_id, message_id, 0 if current.score == score else score)

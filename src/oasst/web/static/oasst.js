@@ -58,4 +58,34 @@
     syncRanking(dragged.parentElement);
     dragged = null;
   });
+
+  // Chat: a reply being written streams in through the page's event route; once it ends, the page reloads
+  // to show it with its buttons.
+  function startStreams(root) {
+    root.querySelectorAll("[data-stream]:not([data-started])").forEach(function (text) {
+      text.dataset.started = "1";
+      var status = text.parentElement.querySelector("[data-queue]");
+      var source = new EventSource(text.dataset.stream);
+      source.onmessage = function (frame) {
+        var event = JSON.parse(frame.data);
+        if (event.event_type === "token") {
+          text.textContent += event.text;
+          if (status) status.textContent = "";
+        } else if (event.event_type === "pending" && status) {
+          status.textContent = status.dataset.ahead.replace("{ahead}", String(event.queue_position));
+        } else if (event.event_type === "message" || event.event_type === "error") {
+          source.close();
+          window.location.reload();
+        }
+      };
+      source.onerror = function () {
+        source.close();
+        if (status) status.textContent = status.dataset.lost;
+      };
+    });
+  }
+  startStreams(document);
+  document.addEventListener("htmx:load", function (event) {
+    startStreams(event.detail.elt);
+  });
 })();
