@@ -70,7 +70,7 @@ def test_reactions_toggle_and_red_flags_reach_the_moderators(visitor: WebUser) -
 
     visitor.dev_sign_in("bob")
     page = visitor.post(f"/messages/{tree_id}/react", {"emoji": "+1"}).text
-    assert _count(page, "+1") == 1 and 'aria-pressed="true">👍' in page
+    assert _count(page, "+1") == 1 and 'aria-pressed="true">▲' in page
     page = visitor.post(f"/messages/{tree_id}/react", {"emoji": "-1"}).text
     assert (_count(page, "+1"), _count(page, "-1")) == (0, 1)
     assert _count(visitor.post(f"/messages/{tree_id}/react", {"emoji": "-1"}).text, "-1") == 0
