@@ -1,7 +1,8 @@
 """Latency the course gateway adds over calling the same worker path directly, with budgets on.
 
 Runs `oasst serve` (no embedded worker) on a fresh database and one `oasst worker --backend fake` (it echoes
-at once, so the model costs nothing and what is left is the serving path), then times three calls of the
+at once, so the model costs nothing and what is left is the serving path; it takes as many requests at once
+as there are clients), then times three calls of the
 same question, each answered by the same worker through the same queue:
 
 - direct:  POST /v1/chat/completions with the operator key (no account, no budget);
@@ -62,7 +63,16 @@ async def run_mode(base_url: str, call: Call, concurrency: int, requests: int) -
     return latencies
 
 
-async def measure(base_url: str, concurrency: int, requests: int) -> dict[str, list[float]]:
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(
+    base_url: str, server_pid: int, concurrency: int, requests: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Latencies per mode, and the server's CPU milliseconds per request per mode."""
     admin = {"Authorization": f"Bearer {ADMIN}"}
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
         made = await http.post(
@@ -91,9 +101,12 @@ async def measure(base_url: str, concurrency: int, requests: int) -> dict[str, l
     for mode in MODES:  # warm-up: connections, statement caches
         await run_mode(base_url, calls[mode], concurrency, concurrency)
     samples: dict[str, list[float]] = {mode: [] for mode in MODES}
+    cpu: dict[str, float] = dict.fromkeys(MODES, 0.0)
     for mode in (*MODES, *reversed(MODES)):
+        before = cpu_seconds(server_pid)
         samples[mode] += await run_mode(base_url, calls[mode], concurrency, requests // 2)
-    return samples
+        cpu[mode] += cpu_seconds(server_pid) - before
+    return samples, {mode: 1000 * cpu[mode] / len(samples[mode]) for mode in MODES}
 
 
 def run_engine(engine: str, concurrencies: list[int], requests: int) -> list[str]:
@@ -123,6 +136,8 @@ def run_engine(engine: str, concurrencies: list[int], requests: int) -> list[str
                 headers={"Authorization": f"Bearer {KEY}"},
             )
             worker_args = ["--server", base_url, "--api-key", minted.json()["api_key"], "--backend", "fake"]
+            # As many requests at once as there are clients: what is timed is the server, not a queue.
+            worker_args += ["--max-parallel-requests", str(max(concurrencies))]
             worker = subprocess.Popen(
                 [*command, "worker", *worker_args, "--model", MODEL], env=env, stderr=subprocess.DEVNULL
             )
@@ -132,7 +147,7 @@ def run_engine(engine: str, concurrencies: list[int], requests: int) -> list[str
                     break
                 time.sleep(0.1)
             for concurrency in concurrencies:
-                samples = asyncio.run(measure(base_url, concurrency, requests))
+                samples, cpu = asyncio.run(measure(base_url, server.pid, concurrency, requests))
                 direct = samples["direct"]
                 for mode in MODES:
                     lat = samples[mode]
@@ -143,7 +158,7 @@ def run_engine(engine: str, concurrencies: list[int], requests: int) -> list[str
                     )
                     rows.append(
                         f"| {engine} | {concurrency} | {mode} | {len(lat)} | {pct(lat, 0.5):.1f} | "
-                        f"{pct(lat, 0.99):.1f} | {added} |"
+                        f"{pct(lat, 0.99):.1f} | {added} | {cpu[mode]:.1f} |"
                     )
                     print(rows[-1], flush=True)
         finally:
@@ -160,8 +175,8 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,32")
     parser.add_argument("--requests", type=int, default=400, help="per mode and concurrency")
     args = parser.parse_args()
-    print("| engine | clients | mode | requests | p50 ms | p99 ms | added p50 / p99 ms |")
-    print("|---|---|---|---|---|---|---|")
+    print("| engine | clients | mode | requests | p50 ms | p99 ms | added p50 / p99 ms | server CPU ms/req |")
+    print("|---|---|---|---|---|---|---|---|")
     for engine in args.engines.split(","):
         run_engine(engine, [int(c) for c in args.concurrency.split(",")], args.requests)
 

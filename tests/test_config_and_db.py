@@ -1,13 +1,18 @@
-"""Settings read upstream's names, and the migrations build exactly the schema the models describe."""
+"""Settings read upstream's names, the migrations build exactly the schema the models describe, and pooled
+connections survive a database that dropped them."""
 
 from __future__ import annotations
 
+import asyncio
+
+import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from oasst.config import Settings
+from oasst.db import session as db_session
 from oasst.db.base import Base
 from oasst.db.session import sync_url
 
@@ -47,3 +52,27 @@ def test_migrations_match_models(database_url: str) -> None:
         diff = compare_metadata(context, Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_a_pooled_connection_dropped_while_idle_is_replaced(
+    postgres_template: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_session, "IDLE_PING_SECONDS", 0.05)
+    engine = db_session.create_engine(postgres_template)
+
+    async def backend_pid() -> int:
+        async with engine.connect() as conn:
+            return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+    async def scenario() -> tuple[int, int]:
+        first = await backend_pid()
+        with psycopg.connect(sync_url(postgres_template).replace("+psycopg", ""), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+        await asyncio.sleep(0.1)
+        try:
+            return first, await backend_pid()  # would fail on the dropped connection without the ping
+        finally:
+            await engine.dispose()
+
+    first, second = asyncio.run(scenario())
+    assert second != first

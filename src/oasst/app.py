@@ -15,6 +15,7 @@ from oasst import __version__
 from oasst.collection.auth import service as auth_service
 from oasst.collection.router import API_V1, build_router
 from oasst.config import Settings
+from oasst.db.models import ApiClient
 from oasst.db.session import create_engine, sessionmaker, transaction
 from oasst.errors import OasstError
 from oasst.gateway.routes import build_router as build_gateway_router
@@ -75,7 +76,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.rng = random.Random()
-    app.state.api_clients = auth_service.ClientCache()
+    app.state.api_clients = auth_service.KeyCache[ApiClient]()
+    # Gateway account keys -> account ids: a /v1 call or an ask then reserves without a lookup first.
+    app.state.account_keys = auth_service.KeyCache[int](ttl=60.0)
 
     @app.exception_handler(OasstError)
     async def _oasst_error(_request: Request, exc: OasstError) -> JSONResponse:

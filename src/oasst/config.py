@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, PositiveInt, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TEXT_LABELS_PROMPT = [
@@ -79,6 +79,19 @@ class TreeManagerConfig(BaseModel):
     @property
     def init_prompt_disabled_langs_list(self) -> list[str]:
         return [lang.strip() for lang in self.init_prompt_disabled_langs.split(",") if lang.strip()]
+
+
+OAuthProvider = Literal["discord", "github", "google"]
+
+
+class OAuthEndpoints(BaseModel):
+    """Other endpoints for an OAuth provider (GitHub Enterprise, a test double); unset: the public ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    authorize: str | None = None
+    token: str | None = None
+    userinfo: str | None = None
 
 
 def _upstream(default: Any, name: str) -> Any:
@@ -187,6 +200,14 @@ class Settings(BaseSettings):
     web_session_days: PositiveInt = 14
     web_signin_attempts: PositiveInt = 10  # per client address ...
     web_signin_window_minutes: PositiveInt = 5  # ... in this many minutes
+    # OAuth sign-in on the web UI: a provider is offered when its client id is set.
+    auth_discord_client_id: str = _upstream("", "auth_discord_client_id")
+    auth_discord_client_secret: str = _upstream("", "auth_discord_client_secret")
+    auth_github_client_id: str = _upstream("", "auth_github_client_id")
+    auth_github_client_secret: str = _upstream("", "auth_github_client_secret")
+    auth_google_client_id: str = _upstream("", "auth_google_client_id")
+    auth_google_client_secret: str = _upstream("", "auth_google_client_secret")
+    oauth_endpoints: dict[OAuthProvider, OAuthEndpoints] = Field(default_factory=dict)
 
     tree_manager: TreeManagerConfig = Field(
         default_factory=TreeManagerConfig,

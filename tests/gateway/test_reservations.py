@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
+from oasst.collection.auth.service import hash_key
 from oasst.config import Settings
 from oasst.db.models import GatewayCharge
 from oasst.db.session import create_engine, sessionmaker, transaction
@@ -19,16 +20,17 @@ from tests.gateway.conftest import Gateway, Ledger
 def test_a_dead_calls_reservation_lapses(
     gateway: Gateway, gateway_settings: Settings, ledger: Ledger
 ) -> None:
-    account_id, _ = gateway.new_account(budget=100)
+    account_id, key = gateway.new_account(budget=100)
+    key_hash = hash_key(key)
 
     async def run() -> None:
         engine = create_engine(gateway_settings.effective_database_url)
         sessions = sessionmaker(engine)
         async with transaction(sessions) as session:
-            dead = await budgets.reserve(session, gateway_settings, account_id, 60, "v1")
+            dead = await budgets.reserve(session, gateway_settings, account_id, key_hash, 60, "v1")
         try:
             async with transaction(sessions) as session:
-                await budgets.reserve(session, gateway_settings, account_id, 60, "v1")
+                await budgets.reserve(session, gateway_settings, account_id, key_hash, 60, "v1")
         except GatewayError as error:
             assert error.message.startswith("Not enough budget left") and "60 are held" in error.message
         else:
@@ -39,7 +41,7 @@ def test_a_dead_calls_reservation_lapses(
         async with transaction(sessions) as session:
             await session.execute(update(GatewayCharge).values(created_at=long_ago))
         async with transaction(sessions) as session:
-            live = await budgets.reserve(session, gateway_settings, account_id, 60, "v1")
+            live = await budgets.reserve(session, gateway_settings, account_id, key_hash, 60, "v1")
         assert [charge.id for charge in ledger.charges()] == [live.charge_id]
 
         # The dead call answers after all: 50 tokens, of which 40 still fit beside the live reservation.

@@ -14,6 +14,7 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from oasst.cli.main import app as cli
+from oasst.collection.auth.service import hash_key
 from oasst.config import Settings
 from oasst.db.models import GatewayCharge
 from oasst.db.session import create_engine, sessionmaker, transaction
@@ -21,7 +22,7 @@ from oasst.gateway import budgets
 from tests.gateway.conftest import Gateway, Ledger
 
 
-def _spend(settings: Settings, account_id: int, calls: list[tuple[int, int]]) -> None:
+def _spend(settings: Settings, account_id: int, key: str, calls: list[tuple[int, int]]) -> None:
     """Reserve and settle calls of (prompt, completion) tokens, as a chat would."""
 
     async def run() -> None:
@@ -29,7 +30,7 @@ def _spend(settings: Settings, account_id: int, calls: list[tuple[int, int]]) ->
         sessions = sessionmaker(engine)
         for prompt, completion in calls:
             async with transaction(sessions) as session:
-                reservation = await budgets.reserve(session, settings, account_id, 100, "chat")
+                reservation = await budgets.reserve(session, settings, account_id, hash_key(key), 100, "chat")
             async with transaction(sessions) as session:
                 await budgets.settle(session, reservation, prompt, completion)
         await engine.dispose()
@@ -60,9 +61,9 @@ def test_accounts_keys_and_usage_from_the_command_line(
     assert gateway.as_account(key, "GET", "/api/chats").status_code == 401
     assert gateway.as_account(rotated.output.strip(), "GET", "/api/chats").status_code == 200
 
-    other, _ = gateway.new_account("Team B")
-    _spend(gateway_settings, int(account_id), [(10, 5), (3, 2)])
-    _spend(gateway_settings, other, [(7, 1)])
+    other, other_key = gateway.new_account("Team B")
+    _spend(gateway_settings, int(account_id), rotated.output.strip(), [(10, 5), (3, 2)])
+    _spend(gateway_settings, other, other_key, [(7, 1)])
     today = datetime.now(UTC).date()
     yesterday = today - timedelta(days=1)
     first = ledger.charges()[0].id

@@ -91,18 +91,18 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         await client.aclose()
 
 
-async def _collect(stream: AsyncIterator[StreamEvent | None], idle_limit: int = 50) -> list[StreamEvent]:
+async def _collect(stream: AsyncIterator[list[StreamEvent]], idle_limit: int = 50) -> list[StreamEvent]:
     """Events up to and including the terminal one (fails after `idle_limit` idle ticks in a row)."""
     events: list[StreamEvent] = []
     idle = 0
-    async for event in stream:
-        if event is None:
+    async for batch in stream:
+        if not batch:
             idle += 1
             assert idle < idle_limit, f"the stream went quiet after {events}"
             continue
         idle = 0
-        events.append(event)
-        if not isinstance(event, TokenResponseEvent):
+        events += batch
+        if not isinstance(events[-1], TokenResponseEvent):
             break
     return events
 
@@ -206,12 +206,14 @@ async def test_stream_delivers_events_in_order_to_early_and_late_readers(backend
 async def test_stream_reports_idle_ticks_while_nothing_comes(backend: Backend) -> None:
     streams = backend.streams()
     listening = streams.listen("quiet", 0.02)
-    assert await anext(listening) is None
+    assert await anext(listening) == []
     await streams.publish("quiet", TokenResponseEvent(text="hi"))
-    event = await anext(listening)
-    while event is None:
-        event = await anext(listening)
-    assert event == TokenResponseEvent(text="hi")
+    await streams.publish("quiet", TokenResponseEvent(text=" there"))
+    batch = await anext(listening)
+    while not batch:
+        batch = await anext(listening)
+    # What came in since the last look arrives as one batch.
+    assert batch == [TokenResponseEvent(text="hi"), TokenResponseEvent(text=" there")]
     await listening.aclose()  # type: ignore[attr-defined]
 
 

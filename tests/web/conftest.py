@@ -1,5 +1,5 @@
-"""Fixtures of the web UI tests: settings with the development sign-in on, browsers over HTTP, and
-Debian's Chromium under Playwright."""
+"""Fixtures of the web UI tests: settings with the development sign-in on, browsers over HTTP, a live site
+with a fake worker for the chat, and Debian's Chromium under Playwright."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Playwright, sync_playwright
@@ -14,8 +15,12 @@ from playwright.sync_api import Browser, Playwright, sync_playwright
 from oasst.app import create_app
 from oasst.config import Settings
 from tests.conftest import missing_service
+from tests.inference.helpers import WorkerProcess, mint_worker_key
+from tests.live import serve
 from tests.web.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.web.flow import FULL_LOOP_TREES, WebUser
+
+TOKEN_DELAY = 0.1
 
 
 @pytest.fixture
@@ -40,6 +45,44 @@ def web_app(web_settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def visitor(web_app: TestClient) -> WebUser:
     return WebUser(web_app)
+
+
+@pytest.fixture
+def site(make_settings: Callable[..., Settings]) -> Iterator[str]:
+    """A real server with a fake worker connected, writing a word every 0.1 s (a page opens before the
+    end); yields its base URL."""
+    with serve(make_settings(debug=True, pending_event_interval=0.05)) as base_url:
+        delay = ("--fake-token-delay", str(TOKEN_DELAY))
+        with WorkerProcess(base_url, mint_worker_key(base_url), *delay) as worker:
+            worker.wait_for("registered")
+            yield base_url
+
+
+@pytest.fixture
+def browsers() -> Iterator[Callable[[str], WebUser]]:
+    """Browsers on a live site, not signed in, each with a cookie jar of its own."""
+    clients: list[httpx.Client] = []
+
+    def open_on(site: str) -> WebUser:
+        client = httpx.Client(base_url=site, follow_redirects=True, timeout=30.0)
+        clients.append(client)
+        return WebUser(client)  # type: ignore[arg-type]  # the same calls as a TestClient
+
+    yield open_on
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def browser_of(browsers: Callable[[str], WebUser]) -> Callable[[str, str], WebUser]:
+    """People signed in on a live site (the development sign-in), each in a browser of their own."""
+
+    def open_as(site: str, name: str) -> WebUser:
+        user = browsers(site)
+        user.dev_sign_in(name)
+        return user
+
+    return open_as
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""The web UI driven over plain HTTP (a TestClient): sign in, pick tasks, answer the forms a page shows."""
+"""The web UI driven over plain HTTP (a TestClient): sign in, pick tasks, answer the forms a page shows,
+chat."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oasst.accounts import service as accounts
+from oasst.collection.stats import service as stats_service
+from oasst.collection.stats.schemas import UserStatsTimeFrame
 from oasst.config import Settings, TreeManagerConfig
 from oasst.db.session import create_engine, sessionmaker, transaction
+from tests.inference.helpers import MODEL, read_events
 
 # One tree that needs every task type: alice's prompt P, carol's answer A1, erin's and frank's follow-ups
 # U1 and U2 under A1 (the only assistant message then), grace's answer A2 under P (the only prompter message
@@ -35,6 +40,8 @@ A1, A2 = "Python: it reads like English and runs everywhere.", "Try Scratch firs
 U1, U2 = "Why Python and not JavaScript?", "Is it fast enough for games?"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 TEXTS = re.compile(r'<div class="text">(.*?)</div>', re.S)
+STEP = re.compile(r'<li id="m-([0-9a-f-]+)" class="bubble \w+" data-role="(\w+)" data-state="(\w+)">')
+STREAM = re.compile(r'data-stream="([^"]+)"')
 
 
 def csrf(page: str) -> str:
@@ -93,6 +100,30 @@ class WebUser:
         return self.post(path, {"kind": kind, **fields})
 
 
+def steps(page: str) -> list[tuple[str, str, str]]:
+    """The thread on a chat page: (message id, role, state) of each message."""
+    return STEP.findall(page)
+
+
+def new_chat(user: WebUser) -> str:
+    """Start a chat; the chat page's path."""
+    response = user.post("/chat")
+    assert response.status_code == 200, response.text
+    assert re.fullmatch(r"/chat/[0-9a-f-]{36}", response.url.path)
+    return response.url.path
+
+
+def ask(user: WebUser, chat: str, content: str, preset: str = "k50") -> Response:
+    return user.post(chat, {"content": content, "model": MODEL, "preset": preset})
+
+
+def stream(user: WebUser, page: str) -> list[dict[str, Any]]:
+    """Follow the reply the page is waiting for to its end, through the page's event route."""
+    match = STREAM.search(page)
+    assert match, "the page waits for no reply"
+    return list(read_events(user.client, match.group(1)))  # type: ignore[arg-type]
+
+
 def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
     """Run a service call in a transaction of its own on the app's database, as a CLI command would."""
 
@@ -105,3 +136,21 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def register(settings: Settings, username: str, password: str) -> None:
+    """A local account ("Name Display" its display name), made as `oasst accounts create` makes it."""
+    in_transaction(
+        settings,
+        lambda session: accounts.register(session, username, password, f"{username.title()} Display"),
+    )
+
+
+def refresh_leaderboards(settings: Settings) -> None:
+    """What the periodic user-stats jobs do."""
+
+    async def refresh(session: AsyncSession) -> None:
+        for frame in UserStatsTimeFrame:
+            await stats_service.refresh_time_frame(session, frame)
+
+    in_transaction(settings, refresh)

@@ -3,83 +3,27 @@ own event route (the browser session stands in for a token). Then once in Chromi
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 from sqlalchemy import create_engine, select
 
-from oasst.config import Settings
 from oasst.db.models import MessageEvaluation
 from oasst.db.session import sync_url
-from tests.inference.helpers import MODEL, WorkerProcess, mint_worker_key, read_events
-from tests.live import serve
+from tests.inference.helpers import MODEL, read_events
 from tests.web.browser import Volunteer
-from tests.web.flow import WebUser, texts
+from tests.web.flow import WebUser, ask, new_chat, steps, stream, texts
 
-STEP = re.compile(r'<li id="m-([0-9a-f-]+)" class="bubble \w+" data-role="(\w+)" data-state="(\w+)">')
-STREAM = re.compile(r'data-stream="([^"]+)"')
 QUESTION = "What is the capital of France?"
 ANSWER = f"You said: {QUESTION}"
-TOKEN_DELAY = 0.1
 
 
 @pytest.fixture
 def database_url(sqlite_database_url: str) -> str:
     """SQLite only: the chat services are covered on PostgreSQL by the inference API's tests."""
     return sqlite_database_url
-
-
-@pytest.fixture
-def site(make_settings: Callable[..., Settings]) -> Iterator[str]:
-    """A server with a fake worker connected, writing a word every 0.1 s (a page opens before the end)."""
-    with serve(make_settings(debug=True, pending_event_interval=0.05)) as base_url:
-        delay = ("--fake-token-delay", str(TOKEN_DELAY))
-        with WorkerProcess(base_url, mint_worker_key(base_url), *delay) as worker:
-            worker.wait_for("registered")
-            yield base_url
-
-
-@pytest.fixture
-def browser_of() -> Iterator[Callable[[str, str], WebUser]]:
-    """Signed-in people on the site, each with a cookie jar of their own."""
-    clients: list[httpx.Client] = []
-
-    def open_as(site: str, name: str) -> WebUser:
-        client = httpx.Client(base_url=site, follow_redirects=True, timeout=30.0)
-        clients.append(client)
-        user = WebUser(client)  # type: ignore[arg-type]  # the same calls as a TestClient
-        user.dev_sign_in(name)
-        return user
-
-    yield open_as
-    for client in clients:
-        client.close()
-
-
-def steps(page: str) -> list[tuple[str, str, str]]:
-    """The thread on a chat page: (message id, role, state) of each message."""
-    return STEP.findall(page)
-
-
-def new_chat(user: WebUser) -> str:
-    response = user.post("/chat")
-    assert response.status_code == 200, response.text
-    assert re.fullmatch(r"/chat/[0-9a-f-]{36}", response.url.path)
-    return response.url.path
-
-
-def ask(user: WebUser, chat: str, content: str, preset: str = "k50") -> httpx.Response:
-    return user.post(chat, {"content": content, "model": MODEL, "preset": preset})
-
-
-def stream(user: WebUser, page: str) -> list[dict[str, object]]:
-    """Follow the reply the page is waiting for to its end, through the page's event route."""
-    match = STREAM.search(page)
-    assert match, "the page waits for no reply"
-    return list(read_events(user.client, match.group(1)))  # type: ignore[arg-type]
 
 
 def _evaluations(database_url: str) -> list[tuple[str, list[str]]]:

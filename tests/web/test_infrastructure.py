@@ -137,7 +137,7 @@ def test_error_pages_are_html_and_the_apis_keep_json(visitor: WebUser) -> None:
     visitor.dev_sign_in("alice")
     assert visitor.client.get("/messages/not-a-uuid").status_code == 400
     missing = visitor.client.get("/messages/00000000-0000-0000-0000-000000000000")
-    assert missing.status_code == 404 and "Message not found" in missing.text
+    assert missing.status_code == 404 and "This message does not exist or was deleted." in missing.text
     assert visitor.client.get("/tasks/00000000-0000-0000-0000-000000000000").status_code == 404
     assert visitor.post("/contribute", {"kind": "bogus", "lang": "en"}).status_code == 400
     assert visitor.post("/contribute", {"kind": "random", "lang": "xx"}).status_code == 400

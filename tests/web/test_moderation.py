@@ -51,7 +51,7 @@ def test_halting_an_unknown_message_is_a_clear_404(visitor: WebUser) -> None:
     visitor.dev_sign_in("mod", role="moderator")
     response = visitor.post("/messages/00000000-0000-0000-0000-000000000000/halt", {"halt": "true"})
     assert response.status_code == 404
-    assert "Message not found" in response.text
+    assert "This message does not exist or was deleted." in response.text
     assert (
         visitor.post("/messages/00000000-0000-0000-0000-000000000000/halt", {"halt": "x"}).status_code == 400
     )

@@ -5,38 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from oasst.accounts import service as accounts
 from oasst.app import create_app
-from oasst.collection.stats import service as stats_service
-from oasst.collection.stats.schemas import UserStatsTimeFrame
 from oasst.config import Settings
 from oasst.db.models import ApiClient, User
 from tests.factories import Factory
-from tests.web.flow import FULL_LOOP_TREES, PROMPT, WebUser, csrf, in_transaction
-
-
-def _register(settings: Settings, username: str, password: str) -> None:
-    """A local account, made the way `oasst accounts create` makes it."""
-    in_transaction(
-        settings,
-        lambda session: accounts.register(session, username, password, f"{username.title()} Display"),
-    )
-
-
-def _refresh_leaderboards(settings: Settings) -> None:
-    """What the periodic user-stats jobs do."""
-
-    async def refresh(session: AsyncSession) -> None:
-        for frame in UserStatsTimeFrame:
-            await stats_service.refresh_time_frame(session, frame)
-
-    in_transaction(settings, refresh)
+from tests.web.flow import (
+    FULL_LOOP_TREES,
+    PROMPT,
+    WebUser,
+    csrf,
+    in_transaction,
+    refresh_leaderboards,
+    register,
+)
 
 
 def test_local_accounts_sign_in_and_out(visitor: WebUser, web_settings: Settings) -> None:
-    _register(web_settings, "ada", "correct horse battery")
+    register(web_settings, "ada", "correct horse battery")
     response = visitor.post("/signin", {"username": "ada", "password": "wrong password", "next": "/profile"})
     assert response.status_code == 401
     assert "Wrong username or password." in response.text
@@ -55,7 +42,7 @@ def test_local_accounts_sign_in_and_out(visitor: WebUser, web_settings: Settings
 
 
 def test_sign_in_never_redirects_off_the_site(visitor: WebUser, web_settings: Settings) -> None:
-    _register(web_settings, "ada", "correct horse battery")
+    register(web_settings, "ada", "correct horse battery")
     for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
         visitor.get("/signin")  # each sign-in starts a session with a new CSRF token
         response = visitor.post(
@@ -97,7 +84,7 @@ def test_registration_creates_an_account_and_signs_in(visitor: WebUser) -> None:
 
 
 def test_a_disabled_account_loses_its_session(visitor: WebUser, web_settings: Settings) -> None:
-    _register(web_settings, "ada", "correct horse battery")
+    register(web_settings, "ada", "correct horse battery")
     visitor.post("/signin", {"username": "ada", "password": "correct horse battery"})
     assert visitor.client.get("/profile").status_code == 200
 
@@ -136,7 +123,7 @@ def test_profile_and_leaderboard_show_scores(visitor: WebUser, web_settings: Set
     visitor.dev_sign_in("alice")
     path, _ = visitor.task("initial_prompt")
     visitor.answer(path, "initial_prompt", text=PROMPT)
-    _refresh_leaderboards(web_settings)
+    refresh_leaderboards(web_settings)
 
     profile = visitor.get("/profile").text
     assert '<span class="value" data-stat="level">1</span>' in profile

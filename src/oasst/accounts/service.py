@@ -29,6 +29,9 @@ Role = Literal["user", "moderator", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
 
 USERNAME = re.compile(r"[a-z0-9][a-z0-9_.-]{2,31}")
+# Upstream only asks that a display name start with a non-space (`^\S+`); here no character may be a control
+# character, a line or paragraph separator, or a bidirectional override (which would garble the pages).
+DISPLAY_NAME_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 MAX_DISPLAY_NAME = 256
@@ -114,6 +117,18 @@ def check_password(password: str, username: str) -> None:
         raise OasstError("The password must not be the username", ErrorCode.ACCOUNT_PASSWORD_INVALID, 422)
 
 
+def check_display_name(name: str) -> str:
+    """The display name to store: `name` without surrounding spaces, 1 to 256 characters, none forbidden."""
+    clean = name.strip()
+    if not clean or len(clean) > MAX_DISPLAY_NAME or DISPLAY_NAME_FORBIDDEN.search(clean):
+        raise OasstError(
+            f"A display name has 1 to {MAX_DISPLAY_NAME} characters and no control characters",
+            ErrorCode.ACCOUNT_DISPLAY_NAME_INVALID,
+            422,
+        )
+    return clean
+
+
 def check_role(role: str) -> Role:
     if role not in ROLES:
         raise OasstError(
@@ -136,7 +151,7 @@ async def register(
     normalized = normalize_username(username)
     check_password(password, normalized)
     check_role(role)
-    display = (display_name or username).strip()[:MAX_DISPLAY_NAME] or normalized
+    display = check_display_name(display_name if display_name and display_name.strip() else username)
     if await repository.by_username(session, normalized) is not None:
         raise _taken(normalized)
     account = LocalAccount(
@@ -202,6 +217,30 @@ async def set_password(session: AsyncSession, username: str, password: str) -> L
     account.password_hash = await asyncio.to_thread(hash_password, password)
     await session.flush()
     return account
+
+
+async def password_matches(account: LocalAccount, password: str) -> bool:
+    """Whether `password` is the account's (scrypt runs in a thread)."""
+    return await asyncio.to_thread(verify_password, password, account.password_hash)
+
+
+async def set_display_name(session: AsyncSession, account: LocalAccount, display_name: str) -> LocalAccount:
+    account.display_name = check_display_name(display_name)
+    await session.flush()
+    return account
+
+
+async def set_gateway_key(session: AsyncSession, account: LocalAccount, key_hash: str | None) -> LocalAccount:
+    """Join the course account whose key hashes to `key_hash` (the key was checked), or leave it (None)."""
+    account.gateway_key_hash = key_hash
+    await session.flush()
+    return account
+
+
+async def delete(session: AsyncSession, account: LocalAccount) -> None:
+    """Remove the account: its username and password are gone (the name may be registered again)."""
+    await session.delete(account)
+    await session.flush()
 
 
 async def set_enabled(session: AsyncSession, username: str, enabled: bool) -> LocalAccount:

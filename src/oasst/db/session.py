@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -43,6 +45,27 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# A pooled connection idle this long is checked before use. SQLAlchemy's pre-ping checks every checkout, which
+# on asyncpg costs three round trips (BEGIN, a ping, ROLLBACK): as much again as a short request's own work.
+# Checking idle connections only still catches a database restarted while the server was quiet; a connection
+# broken under load fails its one statement, and SQLAlchemy then renews the whole pool.
+IDLE_PING_SECONDS = 5.0
+
+
+def _mark_idle(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    idle_since = record.info.pop("idle_since", None)
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as error:
+        raise DisconnectionError("stale pooled connection") from error  # the pool retries with a new one
+
+
 def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
     """An async engine. SQLite gets one connection: its single writer then never sees a lock conflict."""
     ensure_sqlite_dir(url)
@@ -50,9 +73,10 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         engine = create_async_engine(async_url(url), pool_size=1, max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
-        async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size)
+    event.listen(engine.sync_engine, "checkin", _mark_idle)
+    event.listen(engine.sync_engine, "checkout", _ping_if_idle)
+    return engine
 
 
 def is_postgres(engine: AsyncEngine) -> bool:

@@ -176,11 +176,12 @@ async def list_messages(chat_id: Id, caller: AccountDep, session: SessionDep) ->
 
 @router.post("/chats/{chat_id}/messages")
 async def ask(
-    chat_id: Id, body: MessageCreate, token: TokenDep, runtime: RuntimeDep, rng: RngDep
+    request: Request, chat_id: Id, body: MessageCreate, token: TokenDep, runtime: RuntimeDep, rng: RngDep
 ) -> JSONResponse:
     """Send a message; the server prepends the chat's history. Runs its own short transactions around the
     model call (the key is checked in the first), so no connection is held while the worker answers."""
-    return _json(await service.ask(runtime, rng, token, chat_id, body), 201)
+    keys = request.app.state.account_keys
+    return _json(await service.ask(runtime, rng, keys, token, chat_id, body), 201)
 
 
 @router.get("/chats/{chat_id}/num_messages")

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from oasst.collection.auth.service import hash_key
+from oasst.collection.auth.service import KeyCache, hash_key
 from oasst.config import Settings
 from oasst.db.models import GatewayAccount, GatewayChat, GatewayMessage, GatewayUser
 from oasst.db.session import transaction
@@ -41,12 +41,10 @@ from oasst.gateway.schemas import (
 )
 from oasst.inference.deps import InferenceRuntime
 from oasst.openai_api import service as openai_service
-from oasst.openai_api.service import OpenAIError, Prompt
+from oasst.openai_api.service import OpenAIError, Prompt, Submitted
 from oasst.protocol.openai import (
-    ChatCompletion,
     ChatCompletionRequest,
     ChatMessageParam,
-    Completion,
     CompletionRequest,
     Usage,
 )
@@ -403,46 +401,68 @@ def _refusal(error: OpenAIError) -> GatewayError:
     return GatewayError(error.body.error.message, status)
 
 
-async def _complete(
-    runtime: InferenceRuntime, rng: random.Random, request: ChatCompletionRequest | CompletionRequest
-) -> tuple[str, Usage]:
-    try:
-        if isinstance(request, ChatCompletionRequest):
-            chat_reply = await openai_service.chat_completion(runtime, request, rng)
-            assert isinstance(chat_reply, ChatCompletion)  # not streamed
-            return chat_reply.choices[0].message.content, chat_reply.usage
-        reply = await openai_service.completion(runtime, request, rng)
-        assert isinstance(reply, Completion) and reply.usage is not None
-        return reply.choices[0].text, reply.usage
-    except OpenAIError as error:
-        raise _refusal(error) from error
+def _prompt(request: ChatCompletionRequest | CompletionRequest) -> Prompt:
+    if isinstance(request, ChatCompletionRequest):
+        return openai_service.chat_prompt(request)
+    return openai_service.completion_prompt(request)
+
+
+async def _answer(runtime: InferenceRuntime, submitted: Submitted) -> tuple[str, Usage]:
+    """Queue the stored work and wait for the worker's whole answer."""
+    await openai_service.dispatch(runtime, submitted)
+    text, finished = await openai_service.collect(runtime, submitted)
+    return text, openai_service.usage_of(submitted, finished)
+
+
+async def known_account(
+    session: AsyncSession, settings: Settings, keys: KeyCache[int], token: str | None
+) -> tuple[int, str]:
+    """The account id and key hash of an account's key: remembered from an earlier call or looked up (the
+    reservation checks the key again in its own statement). The admin token cannot chat (403); else 401."""
+    key_hash = hash_key(token or "")
+    account_id = keys.get(key_hash)
+    if account_id is None:
+        account_id = as_account(await caller(session, settings, token)).account_id
+        keys.put(key_hash, account_id)
+    return account_id, key_hash
 
 
 async def ask(
-    runtime: InferenceRuntime, rng: random.Random, token: str | None, chat_id: int, body: MessageCreate
+    runtime: InferenceRuntime,
+    rng: random.Random,
+    keys: KeyCache[int],
+    token: str | None,
+    chat_id: int,
+    body: MessageCreate,
 ) -> AskRead:
-    """Parrot's send-message, with a budget that holds: check the key, reserve the call's bound, call the
-    model, then settle to the real usage and store the instruction, question and reply in one commit. A
-    failed call releases the reservation and stores nothing."""
+    """Parrot's send-message, with a budget that holds. One transaction checks the key, reads the chat and
+    its history, reserves the call's bound and stores the work for the worker; a second, after the answer,
+    settles to the real usage and stores the instruction, question and reply. A failed call releases the
+    reservation and stores nothing of the chat."""
     settings = runtime.settings
     async with runtime.transaction() as session:
-        account = as_account(await caller(session, settings, token))
-        chat = await own_chat(session, account.account_id, chat_id)
-        if account.usage >= account.budget:
-            raise GatewayError(budgets.BUDGET_REACHED)
+        account_id, key_hash = await known_account(session, settings, keys, token)
+        chat = await own_chat(session, account_id, chat_id)
         args = check_model_args(body.model_args)
         turns = [(message.role, message.content) for message in await repository.messages(session, chat.id)]
         new_turns = ([("system", body.instruction)] if body.instruction else []) + [("user", body.content)]
         turns += new_turns
         max_tokens = args["max_tokens"] or settings.gateway_default_max_tokens
         request = _request(chat, _model_name(runtime, chat), turns, args, max_tokens)
+        try:
+            work = await openai_service.prepare(runtime, request, _prompt(request), max_tokens, rng)
+        except OpenAIError as error:
+            raise _refusal(error) from error
         cost = budgets.cost_bound([text for _, text in turns], max_tokens)
-        reservation = await budgets.reserve(session, settings, account.account_id, cost, "chat")
+        reservation = await budgets.reserve(session, settings, account_id, key_hash, cost, "chat")
+        submitted = await openai_service.stage(session, work)
     try:
-        content, usage = await _complete(runtime, rng, request)
-    except BaseException:
+        content, usage = await _answer(runtime, submitted)
+    except BaseException as error:
         async with runtime.transaction() as session:
             await budgets.release(session, reservation)
+        if isinstance(error, OpenAIError):
+            raise _refusal(error) from error
         raise
     async with runtime.transaction() as session:
         balance = await budgets.settle(session, reservation, usage.prompt_tokens, usage.completion_tokens)
@@ -474,19 +494,21 @@ class AccountMeter:
     """Charges an account for a /v1 call through the same budget (the openai_api Meter protocol)."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], settings: Settings, account_id: int
+        self, sessions: async_sessionmaker[AsyncSession], settings: Settings, account_id: int, key_hash: str
     ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.account_id = account_id
+        self.key_hash = key_hash
         self.reservation: budgets.Reservation | None = None
 
-    async def reserve(self, prompt: Prompt, max_tokens: int) -> None:
+    async def reserve(self, session: AsyncSession, prompt: Prompt, max_tokens: int) -> None:
         texts = [text for _, text in prompt.turns] + ([prompt.system] if prompt.system else [])
         cost = budgets.cost_bound(texts, max_tokens)
         try:
-            async with transaction(self.sessions) as session:
-                self.reservation = await budgets.reserve(session, self.settings, self.account_id, cost, "v1")
+            self.reservation = await budgets.reserve(
+                session, self.settings, self.account_id, self.key_hash, cost, "v1"
+            )
         except GatewayError as error:
             if error.status == 401:
                 raise OpenAIError(
@@ -510,14 +532,26 @@ class AccountMeter:
 
 
 async def account_meter(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, api_key: str | None
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    keys: KeyCache[int] | None,
+    api_key: str | None,
 ) -> AccountMeter | None:
-    """The meter of the active account owning `api_key`, or None."""
+    """The meter of the active account owning `api_key` (remembered in `keys` from an earlier call, if
+    given), or None."""
     if not api_key:
         return None
-    async with transaction(sessions) as session:
-        account = await repository.active_account_by_key_hash(session, hash_key(api_key))
-    return AccountMeter(sessions, settings, account.id) if account is not None else None
+    key_hash = hash_key(api_key)
+    account_id = keys.get(key_hash) if keys is not None else None
+    if account_id is None:
+        async with transaction(sessions) as session:
+            account = await repository.active_account_by_key_hash(session, key_hash)
+        if account is None:
+            return None
+        account_id = account.id
+        if keys is not None:
+            keys.put(key_hash, account_id)
+    return AccountMeter(sessions, settings, account_id, key_hash)
 
 
 # --- usage reports ------------------------------------------------------------------------------------------
@@ -541,3 +575,33 @@ async def usage_report(
         )
         for account_id, name, course, day, requests, prompt, completion, charged in rows
     ]
+
+
+# --- the budget meter of a person who joined an account -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetMeter:
+    """An account's budget as the web UI shows it to a person whose replies it pays for."""
+
+    name: str
+    usage: int
+    budget: int
+    soft_limit: float  # tokens: from here on the meter warns (`gateway_soft_limit` of the budget)
+
+    @property
+    def over_soft_limit(self) -> bool:
+        return self.usage >= self.soft_limit
+
+    @property
+    def used_up(self) -> bool:
+        return self.usage >= self.budget
+
+
+async def budget_meter(session: AsyncSession, settings: Settings, key_hash: str) -> BudgetMeter | None:
+    """The meter of the active account `key_hash` opens; None if the key changed or the account closed."""
+    account = await repository.active_account_by_key_hash(session, key_hash)
+    if account is None:
+        return None
+    soft_limit = settings.gateway_soft_limit * account.budget
+    return BudgetMeter(account.name, account.usage, account.budget, soft_limit)

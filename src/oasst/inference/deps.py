@@ -104,7 +104,7 @@ class ObservedStreams(MessageStreams):
     async def kept(self, message_id: str) -> bool:
         return await self.streams.kept(message_id)
 
-    def listen(self, message_id: str, idle: float) -> AsyncIterator[StreamEvent | None]:
+    def listen(self, message_id: str, idle: float) -> AsyncIterator[list[StreamEvent]]:
         return self.streams.listen(message_id, idle)
 
 

@@ -59,8 +59,10 @@ class MessageStreams(ABC):
         """Whether the message has events kept for replay."""
 
     @abstractmethod
-    def listen(self, message_id: str, idle: float) -> AsyncIterator[StreamEvent | None]:
-        """Every event from the first on; None after each `idle` seconds without one."""
+    def listen(self, message_id: str, idle: float) -> AsyncIterator[list[StreamEvent]]:
+        """Every event from the first on, in batches of those that came in since the last batch (a reader
+        falling behind a fast stream catches up in one step); an empty batch after each `idle` seconds
+        without an event."""
 
 
 def is_terminal(event: StreamEvent) -> bool:
@@ -129,15 +131,16 @@ class MemoryMessageStreams(MessageStreams):
         if self._streams.get(message_id) is stream:
             del self._streams[message_id]
 
-    async def listen(self, message_id: str, idle: float) -> AsyncIterator[StreamEvent | None]:
+    async def listen(self, message_id: str, idle: float) -> AsyncIterator[list[StreamEvent]]:
         stream = self._streams.setdefault(message_id, _Stream())
         stream.listeners += 1
         seen = 0
         try:
             while True:
                 if seen < len(stream.events):
-                    seen += 1
-                    yield stream.events[seen - 1]
+                    batch = stream.events[seen:]
+                    seen += len(batch)
+                    yield batch
                     continue
                 changed = stream.changed
                 try:
@@ -145,7 +148,7 @@ class MemoryMessageStreams(MessageStreams):
                     async with asyncio.timeout(idle):
                         await changed.wait()
                 except TimeoutError:
-                    yield None
+                    yield []
         finally:
             stream.listeners -= 1
             if not stream.listeners and not stream.events:
@@ -287,17 +290,15 @@ class RedisMessageStreams(MessageStreams):
     async def kept(self, message_id: str) -> bool:
         return bool(await self._client.exists(self._key(message_id)))
 
-    async def listen(self, message_id: str, idle: float) -> AsyncIterator[StreamEvent | None]:
+    async def listen(self, message_id: str, idle: float) -> AsyncIterator[list[StreamEvent]]:
         key = self._key(message_id)
         last = "0-0"
         block = max(1, round(idle * 1000))
         while True:
             entries = _entries(await self._client.xread({key: last}, count=100, block=block))
-            if not entries:
-                yield None
-            for entry_id, event in entries:
-                last = entry_id
-                yield _event_adapter.validate_json(event)
+            if entries:
+                last = entries[-1][0]
+            yield [_event_adapter.validate_json(event) for _entry_id, event in entries]
 
 
 class RedisWorkerModels:

@@ -9,11 +9,12 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import random
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from oasst.accounts import service as accounts
 from oasst.collection.auth import service as api_clients
 from oasst.config import Settings
 from oasst.db.models import (
+    ApiClient,
     Chat,
     ChatMessage,
     ChatReport,
@@ -35,6 +37,8 @@ from oasst.db.models import (
     Worker,
 )
 from oasst.errors import OasstError
+from oasst.gateway import budgets
+from oasst.gateway.errors import GatewayError
 from oasst.inference import repository
 from oasst.inference.queue import MessageStreams, WorkQueue, is_terminal
 from oasst.inference.schemas import (
@@ -68,6 +72,7 @@ from oasst.protocol.inference import (
     ReportRequest,
     Token,
     TokenPair,
+    TokenUsage,
     TrustedClientToken,
     WorkerRead,
     WorkParameters,
@@ -80,6 +85,12 @@ Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 ABORTED_BY_WORKER = "Aborted due to worker error."
 WORKER_SILENT = "Aborted: the worker sent nothing for too long."
 CANCELLED = "Cancelled: another reply was asked for."
+# Refusals of a reply that the course budget paying for its user's replies cannot pay for (the web pages
+# translate them by these texts).
+COURSE_BUDGET_USED_UP = "The course budget that pays for your replies is used up"
+COURSE_BUDGET_SHORT = "Not enough of the course budget that pays for your replies is left for this reply"
+COURSE_KEY_INVALID = "The course key you joined with no longer works: it was changed or its account closed"
+CHARS_PER_TOKEN = 4
 
 
 def _now() -> datetime:
@@ -240,7 +251,7 @@ def _trusted_token(header: str) -> TrustedClientToken:
 
 
 async def trusted_client(
-    session: AsyncSession, cache: api_clients.ClientCache | None, header: str | None
+    session: AsyncSession, cache: api_clients.KeyCache[ApiClient] | None, header: str | None
 ) -> TrustedClientToken:
     """The TrustedClient header, if its key is OASST_BOOTSTRAP_API_KEY or a trusted API client's key."""
     if not header:
@@ -256,7 +267,7 @@ async def trusted_client(
 
 
 async def trusted_user(
-    session: AsyncSession, cache: api_clients.ClientCache | None, header: str
+    session: AsyncSession, cache: api_clients.KeyCache[ApiClient] | None, header: str
 ) -> InferenceUser:
     """The user a trusted client speaks for; 404 until the client has called POST /auth/trusted."""
     token = await trusted_client(session, cache, header)
@@ -269,7 +280,7 @@ async def trusted_user(
 
 
 async def ensure_trusted_user(
-    session: AsyncSession, cache: api_clients.ClientCache | None, header: str | None
+    session: AsyncSession, cache: api_clients.KeyCache[ApiClient] | None, header: str | None
 ) -> InferenceUserRead:
     """POST /auth/trusted: the user of the header's `user_id`, created (provider = `client`) if missing."""
     token = await trusted_client(session, cache, header)
@@ -673,7 +684,62 @@ async def add_assistant_message(
     )
     session.add(message)
     await session.flush()
+    for other in cancelled:
+        await budgets.release_reply(session, other)
+    await _reserve_reply(session, settings, user, message, parameters)
     return QueuedMessage(message_read(message), model.compat_hash, cancelled)
+
+
+def estimated_tokens(texts: Iterable[str]) -> int:
+    """The tokens of a prompt that no worker counted: one per four characters, rounded up (at least one)."""
+    return max(1, math.ceil(sum(len(text) for text in texts) / CHARS_PER_TOKEN))
+
+
+async def course_key(session: AsyncSession, user: InferenceUser) -> str | None:
+    """The hash of the course key the user's local account joined with: that key's gateway account pays for
+    the user's replies, from the web UI and this API alike (so the budget cannot be bypassed here)."""
+    if user.provider != "local":
+        return None
+    try:
+        account = await accounts.get_by_id(session, uuid.UUID(user.provider_account_id))
+    except ValueError:  # a deleted user's anonymised id
+        return None
+    return account.gateway_key_hash if account is not None else None
+
+
+async def _thread(session: AsyncSession, reply: ChatMessage) -> list[ChatMessage]:
+    """The messages `reply` answers, from the first one down to its parent."""
+    by_id = {row.id: row for row in await repository.messages(session, reply.chat_id)}
+    thread: list[ChatMessage] = []
+    cursor = by_id.get(reply.parent_id) if reply.parent_id else None
+    while cursor is not None:
+        thread.append(cursor)
+        cursor = by_id.get(cursor.parent_id) if cursor.parent_id else None
+    return thread[::-1]
+
+
+async def _reserve_reply(
+    session: AsyncSession,
+    settings: Settings,
+    user: InferenceUser,
+    reply: ChatMessage,
+    parameters: WorkParameters,
+) -> None:
+    """Hold the reply's bound on the course budget that pays for the user's replies, if one does; refused
+    with 402 when it cannot pay, 403 when the key no longer opens an account."""
+    key_hash = await course_key(session, user)
+    if key_hash is None:
+        return
+    extra = (parameters.system_prompt, parameters.user_profile, parameters.user_response_instructions)
+    texts = [row.content or "" for row in await _thread(session, reply)] + [text for text in extra if text]
+    bound = budgets.cost_bound(texts, parameters.sampling_parameters.max_new_tokens)
+    try:
+        await budgets.reserve_reply(session, settings, key_hash, reply.id, bound, estimated_tokens(texts))
+    except GatewayError as refusal:
+        if refusal.status == 401:
+            raise InferenceError(403, COURSE_KEY_INVALID) from None
+        used_up = refusal.message == budgets.BUDGET_REACHED
+        raise InferenceError(402, COURSE_BUDGET_USED_UP if used_up else COURSE_BUDGET_SHORT) from None
 
 
 # --- the work lifecycle (driven by a worker connection) -----------------------------------------------------
@@ -700,11 +766,15 @@ async def start_work(
     config: WorkerConfig,
 ) -> WorkStart:
     message = await repository.message(session, message_id, lock=True)
-    if message is None or message.state != MessageState.pending:
-        return WorkStart()  # deleted, cancelled, or already handled
+    if message is None:  # its chat was deleted before the reply started: it costs nothing
+        await budgets.release_reply(session, message_id)
+        return WorkStart()
+    if message.state != MessageState.pending:
+        return WorkStart()  # cancelled, or already handled
     if _expired(message, settings):
         message.state = MessageState.timeout
         message.error = "Timeout"
+        await budgets.release_reply(session, message_id)
         await session.flush()
         return WorkStart(event=ErrorResponseEvent(error="Timeout", message=message_read(message)))
     message.state = MessageState.in_progress
@@ -712,16 +782,11 @@ async def start_work(
     message.worker_id = worker_id
     message.worker_config = config.model_dump(mode="json")
     await session.flush()
-    by_id = {row.id: row for row in await repository.messages(session, message.chat_id)}
-    thread: list[MessageRead] = []
-    cursor = by_id.get(message.parent_id) if message.parent_id else None
-    while cursor is not None:
-        thread.append(message_read(cursor))
-        cursor = by_id.get(cursor.parent_id) if cursor.parent_id else None
+    thread = [message_read(row) for row in await _thread(session, message)]
     parameters = WorkParameters.model_validate(message.work_parameters)
     return WorkStart(
         request=WorkRequest(
-            thread=Thread(messages=thread[::-1]), created_at=message.created_at, parameters=parameters
+            thread=Thread(messages=thread), created_at=message.created_at, parameters=parameters
         )
     )
 
@@ -729,6 +794,8 @@ async def start_work(
 async def reset_work(session: AsyncSession, message_id: uuid.UUID) -> bool:
     """Back to pending (its worker left before any token); True if it is to be queued again."""
     message = await repository.message(session, message_id, lock=True)
+    if message is None:
+        await budgets.release_reply(session, message_id)
     if message is None or message.state != MessageState.in_progress:
         return False
     message.state = MessageState.pending
@@ -740,9 +807,23 @@ async def reset_work(session: AsyncSession, message_id: uuid.UUID) -> bool:
 
 
 async def complete_work(
-    session: AsyncSession, message_id: uuid.UUID, text: str, used_plugin: dict[str, object] | None
+    session: AsyncSession,
+    message_id: uuid.UUID,
+    text: str,
+    used_plugin: dict[str, object] | None,
+    usage: TokenUsage | None,
+    tokens_sent: int,
 ) -> MessageRead | None:
+    """Store the finished reply, and settle its charge (if a course budget pays for it) to the worker's
+    counts, or to the token packets it sent and the prompt's estimate. A reply whose chat was deleted
+    meanwhile is charged all the same: its tokens were spent."""
     message = await repository.message(session, message_id, lock=True)
+    await budgets.settle_reply(
+        session,
+        message_id,
+        usage.prompt_tokens if usage is not None else None,
+        usage.completion_tokens if usage is not None else tokens_sent,
+    )
     if message is None or message.state != MessageState.in_progress:
         return None
     message.state = MessageState.complete
@@ -754,7 +835,9 @@ async def complete_work(
 
 
 async def abort_work(session: AsyncSession, message_id: uuid.UUID, error: str) -> MessageRead | None:
+    """A failed reply: aborted, and its charge released (a failed reply costs nothing, as a failed call)."""
     message = await repository.message(session, message_id, lock=True)
+    await budgets.release_reply(session, message_id)
     if message is None or message.state != MessageState.in_progress:
         return None
     message.state = MessageState.aborted_by_worker
@@ -784,6 +867,7 @@ async def expire_if_stalled(
         message.work_end_at = _now()
     else:
         return None
+    await budgets.release_reply(session, message_id)
     await session.flush()
     return ErrorResponseEvent(error=message.error, message=message_read(message))
 
@@ -864,12 +948,14 @@ async def events(
     compat_hash = message.work_parameters.model.compat_hash if message.work_parameters else None
     started = False
     watchdog = Watchdog(message.id, message.created_at, settings, streams, transaction)
-    async for event in streams.listen(message_id, settings.pending_event_interval):
-        if event is not None:
+    async for batch in streams.listen(message_id, settings.pending_event_interval):
+        if batch:
             started = True
             watchdog.saw_event()
-            yield sse(event)
-            if is_terminal(event):
+            end = next((index for index, event in enumerate(batch) if is_terminal(event)), None)
+            # One chunk for the batch: a burst of tokens costs one write, not one each.
+            yield "".join(sse(event) for event in (batch if end is None else batch[: end + 1]))
+            if end is not None:
                 return
             continue
         if await watchdog.idle():

@@ -216,7 +216,9 @@ class WorkerConnection:
         if work is None:
             return
         async with self.transaction() as session:
-            message = await service.complete_work(session, work.message_id, packet.text, packet.used_plugin)
+            message = await service.complete_work(
+                session, work.message_id, packet.text, packet.used_plugin, packet.usage, work.responses
+            )
         if message is not None:
             event = MessageResponseEvent(message=message, usage=packet.usage)
             await self.streams.publish(str(work.message_id), event)

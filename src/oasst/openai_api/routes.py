@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from oasst.collection.auth.service import KeyCache
 from oasst.collection.deps import RngDep, SettingsDep
+from oasst.config import Settings
 from oasst.gateway import service as gateway_service
 from oasst.inference.deps import RuntimeDep
 from oasst.openai_api import service
@@ -69,33 +71,45 @@ class OpenAIRoute(APIRoute):
 _bearer = HTTPBearer(auto_error=False)
 
 
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
 async def _caller(
-    request: Request,
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    request: Request, settings: Settings, credentials: Credentials, keys: KeyCache[int] | None
 ) -> Meter | None:
     """The operator (OASST_BOOTSTRAP_API_KEY, not metered), or a gateway account whose budget pays."""
     key = credentials.credentials if credentials else None
     try:
         service.authenticate(settings.bootstrap_api_key, key)
     except OpenAIError:
-        meter = await gateway_service.account_meter(request.app.state.sessions, settings, key)
+        meter = await gateway_service.account_meter(request.app.state.sessions, settings, keys, key)
         if meter is None:
             raise
         return meter
     return None
 
 
-MeterDep = Annotated[Meter | None, Depends(_caller)]
-router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(_caller)])
+async def _known(request: Request, settings: SettingsDep, credentials: Credentials) -> None:
+    """Any caller, its key looked up afresh: these routes reserve nothing that would check it again."""
+    await _caller(request, settings, credentials, None)
 
 
-@router.get("/models")
+async def _payer(request: Request, settings: SettingsDep, credentials: Credentials) -> Meter | None:
+    """The caller of a completion: a gateway key seen lately is trusted as far as the reservation, which
+    checks it again (so a rotated key or a deactivated account is refused at once all the same)."""
+    return await _caller(request, settings, credentials, request.app.state.account_keys)
+
+
+MeterDep = Annotated[Meter | None, Depends(_payer)]
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute)
+
+
+@router.get("/models", dependencies=[Depends(_known)])
 async def list_models(runtime: RuntimeDep) -> ModelList:
     return service.list_models(runtime.workers.models())
 
 
-@router.get("/models/{model:path}")
+@router.get("/models/{model:path}", dependencies=[Depends(_known)])
 async def get_model(model: Annotated[str, Path(max_length=200)], runtime: RuntimeDep) -> ModelCard:
     return service.get_model(runtime.workers.models(), model)
 

@@ -12,7 +12,6 @@ tokens are estimated as one per four characters of the prompt, rounded up.
 from __future__ import annotations
 
 import hmac
-import math
 import random
 import time
 import uuid
@@ -65,7 +64,6 @@ from oasst.worker.prompts import StopBuffer
 OPERATOR_PROVIDER = "openai_api"
 OPERATOR_ACCOUNT = "operator"
 DEFAULT_MAX_TOKENS = 1024
-CHARS_PER_TOKEN = 4
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -125,8 +123,7 @@ class Prompt:
     turns: list[tuple[Literal["prompter", "assistant"], str]]
 
     def estimated_tokens(self) -> int:
-        characters = len(self.system or "") + sum(len(text) for _, text in self.turns)
-        return max(1, math.ceil(characters / CHARS_PER_TOKEN))
+        return inference_service.estimated_tokens([self.system or "", *(text for _, text in self.turns)])
 
 
 @dataclass(frozen=True)
@@ -136,6 +133,7 @@ class Submitted:
     message_id: uuid.UUID
     created_at: datetime
     model: str
+    compat_hash: str
     prompt_tokens: int
     max_tokens: int
     stop: list[str]
@@ -150,10 +148,11 @@ class Finished:
 
 
 class Meter(Protocol):
-    """Charges the caller of a request (a gateway account; the operator key has none): reserve before the
-    work is queued, then settle to the usage the answer reports, or release when the call fails."""
+    """Charges the caller of a request (a gateway account; the operator key has none): reserve in the
+    transaction that stores the work, then settle to the usage the answer reports, or release when the call
+    fails."""
 
-    async def reserve(self, prompt: Prompt, max_tokens: int) -> None: ...
+    async def reserve(self, session: AsyncSession, prompt: Prompt, max_tokens: int) -> None: ...
 
     async def settle(self, usage: Usage) -> None: ...
 
@@ -226,15 +225,25 @@ def _sampling(
     return sampling, not greedy, seed
 
 
-async def submit(
+@dataclass(frozen=True)
+class Work:
+    """A checked request, ready to be stored and queued."""
+
+    model: ModelConfig
+    name: str
+    prompt: Prompt
+    parameters: WorkParameters
+    stop: list[str]
+
+
+async def prepare(
     runtime: InferenceRuntime,
     body: SamplingRequest,
     prompt: Prompt,
     max_tokens: int | None,
     rng: random.Random,
-    meter: Meter | None = None,
-) -> Submitted:
-    """Check the request, reserve its cost with the caller's meter, then store and queue it."""
+) -> Work:
+    """Check the request against the served models, the limits and the queue's room (no database work)."""
     _check_common(body)
     try:
         model = _model(runtime.workers.models(), body.model)
@@ -266,71 +275,90 @@ async def submit(
         )
     except ValidationError as error:  # the work parameters' own limits (a system prompt of 4096 characters)
         raise OpenAIError(400, f"The request exceeds a limit of the worker protocol: {error}") from error
+    return Work(model, body.model, prompt, parameters, body.stop_sequences())
+
+
+async def stage(session: AsyncSession, work: Work, meter: Meter | None = None) -> Submitted:
+    """In the caller's transaction: reserve the cost with the meter, and store the request as a hidden chat
+    of the operator user with a pending assistant message. Queue it with `dispatch` once committed."""
+    max_tokens = work.parameters.sampling_parameters.max_new_tokens
     if meter is not None:
-        await meter.reserve(prompt, sampling.max_new_tokens)
-    try:
-        message_id, now = await _enqueue(runtime, model, prompt, parameters)
-    except BaseException:
-        if meter is not None:
-            await meter.release()
-        raise
+        await meter.reserve(session, work.prompt, max_tokens)
+    now = datetime.now(UTC)
+    operator = await _operator(session)
+    chat = Chat(
+        id=uuid7(),
+        user_id=operator,
+        created_at=now,
+        modified_at=now,
+        title="OpenAI-compatible API",
+        hidden=True,
+        allow_data_use=False,
+    )
+    session.add(chat)
+    parent: uuid.UUID | None = None
+    for role, text in work.prompt.turns:
+        state = MessageState.manual if role == "prompter" else MessageState.complete
+        turn = ChatMessage(
+            id=uuid7(),
+            chat_id=chat.id,
+            parent_id=parent,
+            role=role,
+            content=text,
+            state=state,
+            created_at=now,
+        )
+        session.add(turn)
+        parent = turn.id
+    stub = ChatMessage(
+        id=uuid7(),
+        chat_id=chat.id,
+        parent_id=parent,
+        role="assistant",
+        state=MessageState.pending,
+        created_at=now,
+        work_parameters=work.parameters.model_dump(mode="json"),
+        worker_compat_hash=work.model.compat_hash,
+    )
+    session.add(stub)
+    chat.active_thread_tail_message_id = stub.id
+    await session.flush()
     return Submitted(
-        message_id,
+        stub.id,
         now,
-        body.model,
-        prompt.estimated_tokens(),
-        sampling.max_new_tokens,
-        body.stop_sequences(),
+        work.name,
+        work.model.compat_hash,
+        work.prompt.estimated_tokens(),
+        max_tokens,
+        work.stop,
         meter,
     )
 
 
-async def _enqueue(
-    runtime: InferenceRuntime, model: ModelConfig, prompt: Prompt, parameters: WorkParameters
-) -> tuple[uuid.UUID, datetime]:
-    """Store the request as a hidden chat with a pending assistant message, commit, then queue it."""
-    now = datetime.now(UTC)
+async def dispatch(runtime: InferenceRuntime, submitted: Submitted) -> None:
+    """Queue a committed request for the workers (its meter's reservation goes back if that fails)."""
+    try:
+        await runtime.queue.put(submitted.compat_hash, str(submitted.message_id), force=True)
+    except BaseException:
+        if submitted.meter is not None:
+            await submitted.meter.release()
+        raise
+
+
+async def submit(
+    runtime: InferenceRuntime,
+    body: SamplingRequest,
+    prompt: Prompt,
+    max_tokens: int | None,
+    rng: random.Random,
+    meter: Meter | None = None,
+) -> Submitted:
+    """Check the request, then reserve its cost, store it and queue it."""
+    work = await prepare(runtime, body, prompt, max_tokens, rng)
     async with runtime.transaction() as session:
-        operator = await _operator(session)
-        chat = Chat(
-            id=uuid7(),
-            user_id=operator,
-            created_at=now,
-            modified_at=now,
-            title="OpenAI-compatible API",
-            hidden=True,
-            allow_data_use=False,
-        )
-        session.add(chat)
-        parent: uuid.UUID | None = None
-        for role, text in prompt.turns:
-            state = MessageState.manual if role == "prompter" else MessageState.complete
-            turn = ChatMessage(
-                id=uuid7(),
-                chat_id=chat.id,
-                parent_id=parent,
-                role=role,
-                content=text,
-                state=state,
-                created_at=now,
-            )
-            session.add(turn)
-            parent = turn.id
-        stub = ChatMessage(
-            id=uuid7(),
-            chat_id=chat.id,
-            parent_id=parent,
-            role="assistant",
-            state=MessageState.pending,
-            created_at=now,
-            work_parameters=parameters.model_dump(mode="json"),
-            worker_compat_hash=model.compat_hash,
-        )
-        session.add(stub)
-        chat.active_thread_tail_message_id = stub.id
-        await session.flush()
-    await runtime.queue.put(model.compat_hash, str(stub.id), force=True)
-    return stub.id, now
+        submitted = await stage(session, work, meter)
+    await dispatch(runtime, submitted)
+    return submitted
 
 
 # --- reading the worker's tokens back -----------------------------------------------------------------------
@@ -354,35 +382,44 @@ async def generate(runtime: InferenceRuntime, submitted: Submitted) -> AsyncIter
     watchdog = inference_service.Watchdog(
         submitted.message_id, submitted.created_at, settings, runtime.streams, runtime.transaction
     )
-    async for event in runtime.streams.listen(message_id, settings.pending_event_interval):
-        if event is not None:
-            watchdog.saw_event()
-        if isinstance(event, TokenResponseEvent):
-            packets += 1
-            text = buffer.push(event.text)
-            if text:
-                yield text
-            if buffer.stopped:
-                yield Finished("stop", packets)
-                return
-        elif isinstance(event, MessageResponseEvent):
-            tail = buffer.flush()
-            if tail:
-                yield tail
-            # The stream does not carry the worker's finish reason: a reply that used its whole token budget
-            # is taken to have been cut by it.
-            usage = event.usage
-            completion = usage.completion_tokens if usage is not None else packets
-            reason: FinishReason = "length" if completion >= submitted.max_tokens else "stop"
-            yield Finished(reason, completion, usage.prompt_tokens if usage is not None else None)
+    async for batch in runtime.streams.listen(message_id, settings.pending_event_interval):
+        if not batch:
+            if not await watchdog.idle():
+                yield None
+            continue
+        watchdog.saw_event()
+        pieces: list[str] = []  # the batch's text goes out as one piece
+        finished: Finished | None = None
+        failure: OpenAIError | None = None
+        for event in batch:
+            if isinstance(event, TokenResponseEvent):
+                packets += 1
+                pieces.append(buffer.push(event.text))
+                if buffer.stopped:
+                    finished = Finished("stop", packets)
+            elif isinstance(event, MessageResponseEvent):
+                pieces.append(buffer.flush())
+                # The stream does not carry the worker's finish reason: a reply that used its whole token
+                # budget is taken to have been cut by it.
+                usage = event.usage
+                completion = usage.completion_tokens if usage is not None else packets
+                reason: FinishReason = "length" if completion >= submitted.max_tokens else "stop"
+                finished = Finished(reason, completion, usage.prompt_tokens if usage is not None else None)
+            elif isinstance(event, ErrorResponseEvent):
+                failure = _worker_failure(event)
+            if finished is not None or failure is not None:
+                break
+        text = "".join(pieces)
+        if text:
+            yield text
+        if failure is not None:
+            raise failure
+        if finished is not None:
+            yield finished
             return
-        elif isinstance(event, ErrorResponseEvent):
-            raise _worker_failure(event)
-        elif not await watchdog.idle():
-            yield None
 
 
-def _usage(submitted: Submitted, finished: Finished) -> Usage:
+def usage_of(submitted: Submitted, finished: Finished) -> Usage:
     """What the request used: the worker's exact counts when it sent them, else the estimates."""
     prompt_tokens = submitted.prompt_tokens if finished.prompt_tokens is None else finished.prompt_tokens
     return Usage(
@@ -406,7 +443,7 @@ async def _metered(runtime: InferenceRuntime, submitted: Submitted) -> AsyncIter
         async for item in generate(runtime, submitted):
             if isinstance(item, Finished):
                 done = True
-                await meter.settle(_usage(submitted, item))
+                await meter.settle(usage_of(submitted, item))
             elif item is not None:
                 pieces += 1
             yield item
@@ -416,10 +453,10 @@ async def _metered(runtime: InferenceRuntime, submitted: Submitted) -> AsyncIter
         raise
     finally:
         if not done:
-            await meter.settle(_usage(submitted, Finished("stop", pieces)))
+            await meter.settle(usage_of(submitted, Finished("stop", pieces)))
 
 
-async def _collect(runtime: InferenceRuntime, submitted: Submitted) -> tuple[str, Finished]:
+async def collect(runtime: InferenceRuntime, submitted: Submitted) -> tuple[str, Finished]:
     pieces: list[str] = []
     async for item in _metered(runtime, submitted):
         if isinstance(item, Finished):
@@ -458,13 +495,13 @@ async def chat_completion(
     created = int(time.time())
     if body.stream:
         return _chat_stream(runtime, submitted, completion_id, created, _include_usage(body))
-    text, finished = await _collect(runtime, submitted)
+    text, finished = await collect(runtime, submitted)
     return ChatCompletion(
         id=completion_id,
         created=created,
         model=submitted.model,
         choices=[ChatChoice(message=AssistantMessage(content=text), finish_reason=finished.reason)],
-        usage=_usage(submitted, finished),
+        usage=usage_of(submitted, finished),
     )
 
 
@@ -496,32 +533,33 @@ async def _chat_stream(
 # --- completions --------------------------------------------------------------------------------------------
 
 
-def completion_prompt(body: CompletionRequest) -> str:
+def completion_prompt(body: CompletionRequest) -> Prompt:
+    """The prompt goes to the worker as one user turn (the protocol carries chat threads, not raw text)."""
     if body.logprobs:
         raise OpenAIError(400, "logprobs are not supported.", param="logprobs")
     if body.suffix:
         raise OpenAIError(400, "suffix is not supported.", param="suffix")
-    return body.prompt if isinstance(body.prompt, str) else body.prompt[0]
+    return Prompt(None, [("prompter", body.prompt if isinstance(body.prompt, str) else body.prompt[0])])
 
 
 async def completion(
     runtime: InferenceRuntime, body: CompletionRequest, rng: random.Random, meter: Meter | None = None
 ) -> Completion | AsyncIterator[str]:
-    """The prompt goes to the worker as one user turn (the protocol carries chat threads, not raw text)."""
-    text = completion_prompt(body)
-    submitted = await submit(runtime, body, Prompt(None, [("prompter", text)]), body.max_tokens, rng, meter)
+    """One Completion, or with `stream` its SSE frames."""
+    prompt = completion_prompt(body)
+    submitted = await submit(runtime, body, prompt, body.max_tokens, rng, meter)
     completion_id = f"cmpl-{submitted.message_id.hex}"
     created = int(time.time())
-    echo = text if body.echo else ""
+    echo = prompt.turns[0][1] if body.echo else ""
     if body.stream:
         return _completion_stream(runtime, submitted, completion_id, created, echo, _include_usage(body))
-    generated, finished = await _collect(runtime, submitted)
+    generated, finished = await collect(runtime, submitted)
     return Completion(
         id=completion_id,
         created=created,
         model=submitted.model,
         choices=[CompletionChoice(text=echo + generated, finish_reason=finished.reason)],
-        usage=_usage(submitted, finished),
+        usage=usage_of(submitted, finished),
     )
 
 
@@ -573,7 +611,7 @@ async def _stream_lines(
             elif isinstance(item, str):
                 yield chunk([text_choice(item)])
             else:
-                usage = _usage(submitted, item)
+                usage = usage_of(submitted, item)
                 if include_usage:
                     yield chunk([finish_choice(item.reason)])
                     yield chunk([], usage)

@@ -40,6 +40,19 @@ def dev_sign_in_allowed(settings: Settings) -> bool:
     return settings.debug or settings.allow_debug_auth
 
 
+async def sign_in_rate_limited(request: Request) -> bool:
+    """Count a sign-in attempt of the client address; True when it is over the limit."""
+    limiter = request.app.state.rate_limiter
+    if limiter is None:
+        return False
+    settings: Settings = request.app.state.settings
+    host = request.client.host if request.client else "unknown"
+    wait = await limiter.hit(
+        f"web:signin:{host}", settings.web_signin_attempts, settings.web_signin_window_minutes * 60
+    )
+    return wait is not None
+
+
 def safe_next(target: str | None, default: str = "/") -> str:
     """Only a path on this site: no scheme, no host, no `//` (an open redirect otherwise)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:

@@ -20,8 +20,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from oasst.config import Settings
 from oasst.errors import OasstError
 from oasst.gateway.errors import GatewayError
+from oasst.inference.schemas import InferenceError
 from oasst.web import service
 from oasst.web.deps import Page, SignInRequired, sign_in_url
+from oasst.web.errors import core_text
 from oasst.web.i18n import HERE, N_
 from oasst.web.routes import build_router
 from oasst.web.sessions import SessionCodec, WebSession, load_secret, read_cookie
@@ -82,6 +84,7 @@ class SessionMiddleware:
 
 TITLES = {
     400: N_("Bad request"),
+    402: N_("Budget used up"),
     401: N_("Not signed in"),
     403: N_("Not allowed"),
     404: N_("Not found"),
@@ -118,6 +121,8 @@ def _html_for_web(app: FastAPI, kind: type[Exception], message: Callable[[Any], 
 
 
 def _http_message(exc: HTTPException) -> tuple[int, str]:
+    if isinstance(exc, InferenceError):  # the chat pages' refusals (a chat not found, a budget used up)
+        return exc.status_code, core_text(exc)
     if exc.status_code == 404:
         return 404, N_("There is no such page.")
     return exc.status_code, str(exc.detail)
@@ -138,7 +143,7 @@ def install(app: FastAPI) -> None:
 
     app.exception_handlers.setdefault(HTTPException, http_exception_handler)
     app.exception_handlers.setdefault(RequestValidationError, request_validation_exception_handler)
-    _html_for_web(app, OasstError, lambda exc: (exc.status, exc.message))
+    _html_for_web(app, OasstError, lambda exc: (exc.status, core_text(exc)))
     _html_for_web(app, HTTPException, _http_message)
     _html_for_web(app, RequestValidationError, _validation_message)
     _html_for_web(app, Exception, _unexpected)

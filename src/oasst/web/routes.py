@@ -23,7 +23,7 @@ from oasst.inference.deps import InferenceRuntime
 from oasst.inference.service import QueuedMessage
 from oasst.protocol.collection import ErrorCode
 from oasst.protocol.inference import ChatUpdateRequest, MessageResponseEvent, ReportRequest
-from oasst.web import service
+from oasst.web import account_routes, admin_routes, oauth, service
 from oasst.web.deps import (
     MODERATOR_ROLES,
     AdminDep,
@@ -33,7 +33,9 @@ from oasst.web.deps import (
     check_csrf,
     dev_sign_in_allowed,
     safe_next,
+    sign_in_rate_limited,
 )
+from oasst.web.errors import core_text
 from oasst.web.i18n import TASK_LANGS, UI_LANGS
 from oasst.web.sessions import SignedIn
 
@@ -52,6 +54,8 @@ def build_router() -> APIRouter:
     router.add_api_route("/signin", sign_in_page, methods=["GET"])
     router.add_api_route("/signin", sign_in, methods=["POST"])
     router.add_api_route("/signin/dev", dev_sign_in, methods=["POST"])
+    router.add_api_route("/signin/{provider}", oauth.start, methods=["GET"])
+    router.add_api_route("/signin/{provider}/callback", oauth.callback, methods=["GET"])
     router.add_api_route("/register", register_page, methods=["GET"])
     router.add_api_route("/register", register, methods=["POST"])
     router.add_api_route("/signout", sign_out, methods=["POST"])
@@ -90,6 +94,8 @@ def build_router() -> APIRouter:
     router.add_api_route("/chat/{chat_id}/messages/{message_id}/prefer", prefer, methods=["POST"])
     router.add_api_route("/chat/{chat_id}/messages/{message_id}/report", report, methods=["POST"])
     router.add_api_route("/chat/{chat_id}/messages/{message_id}/events", chat_events, methods=["GET"])
+    admin_routes.add_routes(router)
+    account_routes.add_routes(router)
     return router
 
 
@@ -100,21 +106,10 @@ async def index(page: PageDep) -> HTMLResponse:
 # --- signing in and out ----------------------------------------------------------------------------------
 
 
-async def _rate_limited(request: Request) -> bool:
-    """Count a sign-in attempt of the client address; True when it is over the limit."""
-    limiter = request.app.state.rate_limiter
-    if limiter is None:
-        return False
-    settings = request.app.state.settings
-    host = request.client.host if request.client else "unknown"
-    wait = await limiter.hit(
-        f"web:signin:{host}", settings.web_signin_attempts, settings.web_signin_window_minutes * 60
-    )
-    return wait is not None
-
-
 async def sign_in_page(page: PageDep, next: Annotated[str, Query(max_length=2000)] = "/") -> HTMLResponse:
-    return page.render("signin.html", next=safe_next(next), error=None, username="")
+    return page.render(
+        "signin.html", next=safe_next(next), error=None, username="", oauth=oauth.offered(page.settings)
+    )
 
 
 async def sign_in(
@@ -126,13 +121,27 @@ async def sign_in(
 ) -> Response:
     if not page.settings.local_auth:
         raise OasstError("Sign-in with a password is off on this site", ErrorCode.GENERIC_ERROR, 403)
-    if await _rate_limited(page.request):
+    if await sign_in_rate_limited(page.request):
         error = page.gettext("Too many sign-in attempts. Please wait a few minutes.")
-        return page.render("signin.html", status=429, next=safe_next(next), error=error, username=username)
+        return page.render(
+            "signin.html",
+            status=429,
+            next=safe_next(next),
+            error=error,
+            username=username,
+            oauth=oauth.offered(page.settings),
+        )
     user = await service.sign_in(session, username, password)
     if user is None:
         error = page.gettext("Wrong username or password.")
-        return page.render("signin.html", status=401, next=safe_next(next), error=error, username=username)
+        return page.render(
+            "signin.html",
+            status=401,
+            next=safe_next(next),
+            error=error,
+            username=username,
+            oauth=oauth.offered(page.settings),
+        )
     page.session.sign_in(user)
     return page.redirect(safe_next(next))
 
@@ -170,7 +179,7 @@ async def register(
     display_name: Annotated[str, Form(max_length=256)] = "",
 ) -> Response:
     _registration_open(page)
-    if await _rate_limited(page.request):
+    if await sign_in_rate_limited(page.request):
         error = page.gettext("Too many sign-in attempts. Please wait a few minutes.")
     elif password != password_again:
         error = page.gettext("The two passwords differ.")
@@ -339,7 +348,7 @@ async def answer_task(
     except OasstError as failure:
         if failure.status >= 500:
             raise
-        return _render_task(page, open_, kind, form, status=400, error=failure.message)
+        return _render_task(page, open_, kind, form, status=400, error=page.gettext(core_text(failure)))
     return await _next(page, session, rng, user, kind, open_.lang, done=True)
 
 
@@ -548,7 +557,7 @@ async def chat_page(
     preferred: bool = False,
 ) -> HTMLResponse:
     person = await service.chat_user(session, user)
-    view = await service.chat_view(session, person, chat_id, _inference(page).workers.models())
+    view = await service.chat_view(session, page.settings, person, chat_id, _inference(page).workers.models())
     return page.render(
         "chat.html", view=view, presets=service.PRESET_NAMES, reported=reported, preferred=preferred
     )

@@ -1,7 +1,9 @@
 """What the pages do, in-process on the collection services: the web UI is a trusted frontend of the core.
 
 A signed-in person contributes as the frontend user (`local`, account id) of the built-in API client; a
-development sign-in as (`local`, `dev:NAME`). Services flush; the request's transaction commits.
+development sign-in as (`local`, `dev:NAME`); an OAuth sign-in as (`discord` or `google`, account id) or, the
+collection protocol having no `github`, as (`local`, `github:ID`). Services flush; the request's transaction
+commits.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from oasst.collection.users import service as users_service
 from oasst.config import Settings
 from oasst.db.models import ApiClient, InferenceUser, LocalAccount, Message, Task, User
 from oasst.errors import OasstError
+from oasst.gateway import service as gateway_service
 from oasst.inference import service as inference
 from oasst.inference.queue import WorkQueue
 from oasst.inference.schemas import PRESETS
@@ -100,12 +103,12 @@ async def ensure_client(session: AsyncSession, secret: str) -> ApiClient:
     return client
 
 
-def frontend_id(user: SignedIn) -> str:
-    return user.id if user.kind == "local" else f"dev:{user.id}"
-
-
 def wire_user(user: SignedIn) -> wire.User:
-    return wire.User(id=frontend_id(user), display_name=user.name, auth_method="local")
+    """Who the person is to the collection core (see the module's docstring)."""
+    if user.kind == "discord" or user.kind == "google":
+        return wire.User(id=user.id, display_name=user.name, auth_method=user.kind)
+    username = user.id if user.kind == "local" else f"{user.kind}:{user.id}"
+    return wire.User(id=username, display_name=user.name, auth_method="local")
 
 
 async def contributor(session: AsyncSession, client: ApiClient, user: SignedIn) -> User:
@@ -143,6 +146,8 @@ async def refresh(session: AsyncSession, user: SignedIn, *, dev_allowed: bool) -
     in: the account was removed or disabled, or the development sign-in was turned off since."""
     if user.kind == "dev":
         return user if dev_allowed else None
+    if user.kind != "local":  # signed in through an OAuth provider: there is no account here to check
+        return user
     try:
         account = await accounts.get_by_id(session, uuid.UUID(user.id))
     except ValueError:
@@ -325,7 +330,8 @@ async def skip(
     session: AsyncSession, client: ApiClient, user: SignedIn, open_: OpenTask, reason: str
 ) -> None:
     """Skip the task (the website's "skip" with an optional reason)."""
-    identity = FrontendIdentity("local", frontend_id(user))
+    who = wire_user(user)
+    identity = FrontendIdentity(who.auth_method, who.id)
     await tasks_service.nack(session, client, open_.row.id, reason.strip()[:512] or None, identity)
 
 
@@ -465,8 +471,8 @@ async def leaderboard(
 
 
 # --- chat --------------------------------------------------------------------------------------------------
-# A signed-in person chats as the inference user (`local`, account id) or, signed in for development,
-# (`debug`, name), the user the inference API's own sign-ins give them.
+# A signed-in person chats as the inference user (`local`, account id), signed in for development as
+# (`debug`, name), through OAuth as (provider, account id): the user upstream's own sign-ins give them.
 
 STREAMING = (MessageState.pending, MessageState.in_progress)
 PRESET_NAMES = [name for name, _description, _parameters in PRESETS]
@@ -474,7 +480,7 @@ PRESET_NAMES = [name for name, _description, _parameters in PRESETS]
 
 async def chat_user(session: AsyncSession, user: SignedIn) -> InferenceUser:
     """The inference user of the person (made on first sight)."""
-    provider = "local" if user.kind == "local" else "debug"
+    provider = "debug" if user.kind == "dev" else user.kind
     return await inference.ensure_user(session, provider, user.id, user.name)
 
 
@@ -491,13 +497,35 @@ class ThreadStep:
 
 
 @dataclass(frozen=True)
+class Course:
+    """The course budget that pays for a person's replies: its meter, or None when the key the person joined
+    with no longer opens an account (it was changed, or the account closed)."""
+
+    meter: gateway_service.BudgetMeter | None
+
+    @property
+    def blocks(self) -> bool:
+        """Whether no reply can be paid for any more."""
+        return self.meter is None or self.meter.used_up
+
+
+async def course(session: AsyncSession, settings: Settings, key_hash: str | None) -> Course | None:
+    """The course budget of the key a person joined with (see account_service.join_course), if any."""
+    if key_hash is None:
+        return None
+    return Course(await gateway_service.budget_meter(session, settings, key_hash))
+
+
+@dataclass(frozen=True)
 class ChatView:
-    """What the chat page shows: the chat, its active thread and the models to choose from."""
+    """What the chat page shows: the chat, its active thread, the models to choose from and the course
+    budget that pays for the replies (if one does)."""
 
     chat: ChatRead
     thread: list[ThreadStep]
     models: list[str]
     model: str | None  # the one chosen last in this chat (or the first served)
+    course: Course | None
 
     @property
     def streaming(self) -> MessageRead | None:
@@ -538,7 +566,11 @@ def thread(chat: ChatRead) -> list[ThreadStep]:
 
 
 async def chat_view(
-    session: AsyncSession, person: InferenceUser, chat_id: uuid.UUID, served: Mapping[str, ModelConfig]
+    session: AsyncSession,
+    settings: Settings,
+    person: InferenceUser,
+    chat_id: uuid.UUID,
+    served: Mapping[str, ModelConfig],
 ) -> ChatView:
     chat = await inference.get_chat(session, person, chat_id)
     steps = thread(chat)
@@ -549,7 +581,8 @@ async def chat_view(
         if step.message.work_parameters is not None
     ]
     model = used[-1] if used and used[-1] in served else (models[0] if models else None)
-    return ChatView(chat, steps, models, model)
+    paying = await course(session, settings, await inference.course_key(session, person))
+    return ChatView(chat, steps, models, model, paying)
 
 
 def _sampling(preset: str) -> SamplingParameters:

@@ -18,17 +18,27 @@ from oasst.config import Settings
 
 COOKIE = "oasst_session"
 SECRET_FILE = "web_secret"
-SignInKind = Literal["local", "dev"]
+SignInKind = Literal["local", "dev", "discord", "github", "google"]
 
 
 @dataclass
 class SignedIn:
-    """The person behind a session: a local account (`id` is its uuid) or a development sign-in (a name)."""
+    """The person behind a session: a local account (`id` is its uuid), a development sign-in (a name) or
+    an account at an OAuth provider (`id` is the provider's account id)."""
 
     kind: SignInKind
     id: str
     name: str
     role: str
+
+
+@dataclass
+class OAuthPending:
+    """An OAuth sign-in under way: the provider, the `state` it must send back, where to go afterwards."""
+
+    provider: str
+    state: str
+    next: str
 
 
 @dataclass
@@ -38,6 +48,7 @@ class WebSession:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     user: SignedIn | None = None
     lang: str | None = None
+    oauth: OAuthPending | None = None
     dirty: bool = False
 
     def sign_in(self, user: SignedIn) -> None:
@@ -49,6 +60,15 @@ class WebSession:
 
     def set_lang(self, lang: str) -> None:
         self.lang, self.dirty = lang, True
+
+    def start_oauth(self, pending: OAuthPending) -> None:
+        self.oauth, self.dirty = pending, True
+
+    def take_oauth(self) -> OAuthPending | None:
+        """The OAuth sign-in under way, forgotten at once: its `state` is good for one callback."""
+        pending, self.oauth = self.oauth, None
+        self.dirty = self.dirty or pending is not None
+        return pending
 
     def check_csrf(self, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf, token or "")
@@ -91,6 +111,8 @@ class SessionCodec:
         if session.user is not None:
             user = session.user
             data["u"] = [user.kind, user.id, user.name, user.role]
+        if session.oauth is not None:
+            data["o"] = [session.oauth.provider, session.oauth.state, session.oauth.next]
         payload = _b64(json.dumps(data, separators=(",", ":")).encode())
         return f"{payload}.{self._sign(payload)}"
 
@@ -105,7 +127,8 @@ class SessionCodec:
             if int(data["e"]) < time.time():
                 return None
             user = SignedIn(*data["u"]) if data.get("u") else None
-            return WebSession(csrf=str(data["c"]), user=user, lang=data.get("l"))
+            oauth = OAuthPending(*data["o"]) if data.get("o") else None
+            return WebSession(csrf=str(data["c"]), user=user, lang=data.get("l"), oauth=oauth)
         except (binascii.Error, ValueError, KeyError, TypeError):
             return None
 

@@ -7,15 +7,20 @@ import hmac
 import logging
 import secrets
 import time
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oasst.collection.auth import repository
 from oasst.db.models import ApiClient
-from oasst.errors import not_authorized
+from oasst.errors import OasstError, not_authorized
+from oasst.protocol.collection import ErrorCode
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def hash_key(api_key: str) -> str:
@@ -52,6 +57,21 @@ async def create_client(
     return NewApiClient(client, api_key)
 
 
+async def list_clients(session: AsyncSession) -> Sequence[ApiClient]:
+    """Every client, by description."""
+    return await repository.all_clients(session)
+
+
+async def set_enabled(session: AsyncSession, client_id: uuid.UUID, enabled: bool) -> ApiClient:
+    """Switch a client on or off; processes that checked its key lately notice within their cache's ttl."""
+    client = await repository.by_id(session, client_id)
+    if client is None:
+        raise OasstError("API client not found", ErrorCode.GENERIC_ERROR, 404)
+    client.enabled = enabled
+    await session.flush()
+    return client
+
+
 async def prepare_clients(session: AsyncSession, bootstrap_api_key: str | None) -> None:
     """At start-up: create the bootstrap client if configured, and say how to get a key if there is none."""
     if bootstrap_api_key:
@@ -78,30 +98,31 @@ async def ensure_bootstrap_client(session: AsyncSession, api_key: str) -> ApiCli
     return new.client
 
 
-class ClientCache:
-    """Recently authenticated clients, so a busy frontend costs no lookup per request.
+class KeyCache(Generic[T]):
+    """What recently seen keys stood for (by key hash), so a busy caller costs no lookup per request.
 
-    An entry lives `ttl` seconds: disabling a client or changing its trust takes effect within that time.
+    An entry lives `ttl` seconds: for an API client, disabling it or changing its trust takes effect within
+    that time.
     """
 
     def __init__(self, ttl: float = 10.0) -> None:
         self.ttl = ttl
-        self._entries: dict[str, tuple[float, ApiClient]] = {}
+        self._entries: dict[str, tuple[float, T]] = {}
 
-    def get(self, key_hash: str) -> ApiClient | None:
+    def get(self, key_hash: str) -> T | None:
         entry = self._entries.get(key_hash)
         if entry is None or entry[0] < time.monotonic():
             return None
         return entry[1]
 
-    def put(self, key_hash: str, client: ApiClient) -> None:
+    def put(self, key_hash: str, value: T) -> None:
         if len(self._entries) > 10_000:
             self._entries.clear()
-        self._entries[key_hash] = (time.monotonic() + self.ttl, client)
+        self._entries[key_hash] = (time.monotonic() + self.ttl, value)
 
 
 async def authenticate(
-    session: AsyncSession, api_key: str | None, cache: ClientCache | None = None
+    session: AsyncSession, api_key: str | None, cache: KeyCache[ApiClient] | None = None
 ) -> ApiClient:
     """The enabled client owning `api_key`, or the spec's 403/2."""
     if not api_key:

@@ -6,6 +6,7 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -27,6 +28,7 @@ from oasst.collection.messages.schemas import (
 )
 from oasst.collection.trees import repository as trees_repository
 from oasst.collection.trees import service as trees
+from oasst.collection.trees.repository import TreeMessage
 from oasst.collection.users import service as users_service
 from oasst.config import Settings
 from oasst.db.base import utcnow
@@ -37,7 +39,7 @@ from oasst.protocol.collection import EmojiCode, EmojiOp, ErrorCode, TreeState
 
 
 def to_conversation_message(
-    message: Message, *, viewer_id: uuid.UUID | None, user_emojis: list[str] | None = None
+    message: Message | TreeMessage, *, viewer_id: uuid.UUID | None, user_emojis: list[str] | None = None
 ) -> wire.ConversationMessage:
     """A message as it appears inside a conversation shown to `viewer_id` (None: nobody known)."""
     return wire.ConversationMessage(
@@ -84,14 +86,21 @@ async def conversations(
 ) -> list[wire.Conversation]:
     """A conversation for each group of messages (root first), with the viewer's own emojis: one query."""
     emojis = await repository.user_emojis(session, (m.id for group in groups for m in group), viewer_id)
-    return [
-        wire.Conversation(
-            messages=[
-                to_conversation_message(m, viewer_id=viewer_id, user_emojis=emojis.get(m.id)) for m in group
-            ]
-        )
-        for group in groups
-    ]
+    return [conversation(group, viewer_id, emojis) for group in groups]
+
+
+def conversation(
+    messages: Sequence[Message | TreeMessage],
+    viewer_id: uuid.UUID | None,
+    user_emojis: Mapping[uuid.UUID, list[str]],
+) -> wire.Conversation:
+    """The messages (root first) as `viewer_id` sees them, given the viewer's emojis on each."""
+    return wire.Conversation(
+        messages=[
+            to_conversation_message(m, viewer_id=viewer_id, user_emojis=user_emojis.get(m.id))
+            for m in messages
+        ]
+    )
 
 
 async def views(

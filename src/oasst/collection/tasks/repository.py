@@ -9,31 +9,74 @@ from typing import Any
 
 from sqlalchemy import String, Uuid, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
-from oasst.db.models import Message, Task
+from oasst.collection.users import repository as users_repository
+from oasst.db.base import Base, UTCDateTime
+from oasst.db.models import Message, Task, User
+from oasst.protocol import collection as wire
 
 # Every ack and interaction runs these: built once with bind parameters.
 _BY_ID = select(Task).where(Task.id == bindparam("task_id"), Task.api_client_id == bindparam("client_id"))
-_BY_FRONTEND_ID = (
-    select(Task)
+_LATEST_BY_FRONTEND_ID = (
+    select(Task.id)
     .where(Task.api_client_id == bindparam("client_id"), Task.frontend_message_id == bindparam("frontend_id"))
     .order_by(Task.created_date.desc())
     .limit(1)
 )
+_BY_FRONTEND_ID = select(Task).where(Task.id == _LATEST_BY_FRONTEND_ID.scalar_subquery())
 _FINISH = (
     update(Task)
     .where(Task.id == bindparam("task_id"), Task.done.is_(False), Task.skipped.is_(False))
     .values(done=True, interaction_digest=bindparam("digest"))
     .execution_options(synchronize_session=False)
 )
+# Neither done, nor skipped, nor expired (a task expires once its expiry date has passed).
+_OPEN = and_(
+    Task.done.is_(False),
+    Task.skipped.is_(False),
+    or_(Task.expiry_date.is_(None), Task.expiry_date >= bindparam("now", type_=UTCDateTime())),
+)
+_ACK = (
+    update(Task)
+    .where(
+        Task.id == bindparam("task_id"),
+        Task.api_client_id == bindparam("client_id"),
+        Task.ack.is_not(True),
+        _OPEN,
+    )
+    .values(ack=True, frontend_message_id=bindparam("frontend_id"))
+    .execution_options(synchronize_session=False)
+)
+# An answer finishes, in one statement, an open, acknowledged, non-collective task of the answering user,
+# and returns the start of that user's streak.
+_ANSWERABLE = and_(
+    Task.api_client_id == bindparam("client_id"),
+    Task.user_id == users_repository.ID_BY_IDENTITY,
+    Task.collective.is_(False),
+    Task.ack.is_(True),
+    _OPEN,
+)
+_STREAK_SINCE = select(User.streak_last_day_date).where(User.id == Task.user_id).scalar_subquery()
+_FINISH_BY_ID = (
+    update(Task)
+    .where(Task.id == bindparam("task_id"), _ANSWERABLE)
+    .values(done=True, interaction_digest=bindparam("digest"))
+    .returning(Task, _STREAK_SINCE)
+    .execution_options(synchronize_session=False)
+)
+_FINISH_BY_FRONTEND_ID = (
+    update(Task)
+    .where(Task.id == _LATEST_BY_FRONTEND_ID.scalar_subquery(), _ANSWERABLE)
+    .values(done=True, interaction_digest=bindparam("digest"))
+    .returning(Task, _STREAK_SINCE)
+    .execution_options(synchronize_session=False)
+)
 
 
-_INSERT_TASK = insert(Task)
-
-
-async def insert_task(session: AsyncSession, values: dict[str, Any]) -> None:
-    """Store a new task with one plain INSERT (no unit-of-work bookkeeping on the hand-out path)."""
-    await session.execute(_INSERT_TASK, values)
+async def add(session: AsyncSession, model: type[Base], values: dict[str, Any]) -> None:
+    """Store a new row with one Core INSERT (no unit-of-work bookkeeping on the hot paths)."""
+    await session.execute(insert(model.__table__), values)  # type: ignore[arg-type]
 
 
 async def by_id(session: AsyncSession, api_client_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
@@ -48,6 +91,43 @@ async def finish(session: AsyncSession, task_id: uuid.UUID, digest: str) -> bool
     """Mark a task done unless someone else just did; True if this call finished it."""
     result = await session.execute(_FINISH, {"task_id": task_id, "digest": digest})
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def ack(
+    session: AsyncSession, api_client_id: uuid.UUID, task_id: uuid.UUID, frontend_id: str, now: datetime
+) -> bool:
+    """Bind `frontend_id` to an open task not acknowledged yet; False (nothing written) if there is none."""
+    params = {"task_id": task_id, "client_id": api_client_id, "frontend_id": frontend_id, "now": now}
+    result = await session.execute(_ACK, params)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def finish_answerable(
+    session: AsyncSession,
+    api_client_id: uuid.UUID,
+    user: wire.User,
+    digest: str,
+    now: datetime,
+    *,
+    task_id: uuid.UUID | None = None,
+    frontend_id: str | None = None,
+) -> tuple[Task, datetime | None] | None:
+    """Mark done the task an answer is for (by id, or by the frontend id its ack bound), if it is open,
+    acknowledged, not collective and `user`'s: the task and the start of the user's streak, or None (nothing
+    written) if it is not."""
+    params: dict[str, object] = {
+        "client_id": api_client_id,
+        "auth_method": user.auth_method,
+        "username": user.id,
+        "digest": digest,
+        "now": now,
+    }
+    if task_id is not None:
+        stmt, params["task_id"] = _FINISH_BY_ID, task_id
+    else:
+        stmt, params["frontend_id"] = _FINISH_BY_FRONTEND_ID, frontend_id
+    row = (await session.execute(stmt, params)).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +171,22 @@ async def reply_clashes(
     }
     same_text, same_parent, same_id = (await session.execute(_REPLY_CLASHES, params)).one()
     return ReplyClashes(bool(same_text), bool(same_parent), bool(same_id))
+
+
+_ADD_REVIEW = (
+    update(Message)
+    .where(Message.id == bindparam("message_id"))
+    .values(review_count=Message.review_count + 1)
+    .returning(Message.review_count, Message.review_result)
+    .execution_options(synchronize_session=False)
+)
+
+
+async def add_review(session: AsyncSession, message: Message) -> None:
+    """Count one more review of `message`, atomically; its review counters then hold the database's values."""
+    review_count, review_result = (await session.execute(_ADD_REVIEW, {"message_id": message.id})).one()
+    set_committed_value(message, "review_count", review_count)
+    set_committed_value(message, "review_result", review_result)
 
 
 async def bump(session: AsyncSession, message_ids: list[uuid.UUID], column: str) -> None:

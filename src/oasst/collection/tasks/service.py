@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,12 +16,21 @@ from oasst.collection.messages import service as messages_service
 from oasst.collection.tasks import repository
 from oasst.collection.trees import repository as trees_repository
 from oasst.collection.trees import service as trees
-from oasst.collection.trees.repository import ActiveMessage
-from oasst.collection.trees.service import LABEL_TASKS, RANK_TASKS, REPLY_STATES, Pools
+from oasst.collection.trees.repository import ActiveMessage, TreeMessage
+from oasst.collection.trees.service import LABEL_TASKS, RANK_TASKS, REPLY_STATES, Pools, Snapshot
 from oasst.collection.users import service as users
 from oasst.config import Settings, TreeManagerConfig
 from oasst.db.base import utcnow
-from oasst.db.models import ApiClient, Journal, Message, MessageReaction, Task, TextLabels, User
+from oasst.db.models import (
+    ApiClient,
+    Journal,
+    Message,
+    MessageReaction,
+    MessageTreeState,
+    Task,
+    TextLabels,
+    User,
+)
 from oasst.errors import OasstError
 from oasst.protocol import collection as wire
 from oasst.protocol.collection import ErrorCode, LabelTaskDisposition, LabelTaskMode, TaskRequestType
@@ -74,13 +84,15 @@ def _not_available(kind: str) -> OasstError:
 
 async def _pools(
     session: AsyncSession, user: User, lang: str, settings: Settings, rng: random.Random, lottery: int
-) -> Pools:
+) -> tuple[Snapshot, Pools]:
     config = settings.tree_manager
-    new_prompts = await trees.run_lottery(session, lang, config, lottery, rng)
     snap = await trees.snapshot(session, lang, user.id, settings)
+    woke, new_prompts = await trees.run_lottery(session, lang, snap.counts, config, lottery, rng)
+    if woke:
+        snap = await trees.snapshot(session, lang, user.id, settings)
     if await trees.auto_moderate(session, snap.trees, snap.messages, config, rng):
         snap = await trees.snapshot(session, lang, user.id, settings)
-    return trees.compute_pools(snap, user.id, lang, settings, new_prompts)
+    return snap, trees.compute_pools(snap, user.id, lang, settings, new_prompts)
 
 
 async def availability(
@@ -93,7 +105,8 @@ async def availability(
 ) -> dict[str, int]:
     """How many tasks of each type `user` could get in `lang` (runs the lottery for at most one tree)."""
     row = await users.get_active(session, client, user, settings)
-    return (await _pools(session, row, lang, settings, rng, lottery=1)).availability()
+    _snap, pools = await _pools(session, row, lang, settings, rng, lottery=1)
+    return pools.availability()
 
 
 async def request_task(
@@ -107,20 +120,18 @@ async def request_task(
     user = await users.get_active(session, client, request.user, settings)
     lang = request.lang or "en"
     config = settings.tree_manager
-    since = utcnow() - timedelta(seconds=config.recent_tasks_span_sec)
-    if (
-        await trees_repository.pending_task_count(session, user.id, since)
-        >= config.max_pending_tasks_per_user
-    ):
+    snap, pools = await _pools(session, user, lang, settings, rng, lottery=2)
+    if snap.footprint.pending >= config.max_pending_tasks_per_user:
         raise OasstError("User has too many pending tasks.", ErrorCode.TASK_TOO_MANY_PENDING)
-    pools = await _pools(session, user, lang, settings, rng, lottery=2)
     attempts = 0
     for family, role in _families(request.type, pools, rng):
         for candidate in _candidates(family, role, pools, config, rng)[:MAX_CLAIMS]:
             attempts += 1
-            if await trees.claim(session, family, candidate, lang, settings, wait=attempts == 1):
+            claimed = await trees.claim(session, family, candidate, lang, settings, wait=attempts == 1)
+            if claimed is not None:
+                shown = _Shown(user.id, {m.id: m for m in claimed}, snap.footprint.emojis)
                 return await _store_task(
-                    session, client, user, request, lang, family, candidate, settings, rng
+                    session, client, user, request, lang, family, candidate, shown, settings, rng
                 )
     raise _not_available(request.type.value)
 
@@ -190,6 +201,25 @@ def _candidates(
     return candidates
 
 
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """What a task shows its user: the claimed tree's live messages, and the user's own emojis."""
+
+    viewer_id: uuid.UUID
+    tree: dict[uuid.UUID, TreeMessage]
+    emojis: dict[uuid.UUID, list[str]]
+
+    def thread(self, message: TreeMessage) -> list[TreeMessage]:
+        """The messages from the root down to `message`, root first."""
+        chain = [message]
+        while chain[-1].parent_id is not None and chain[-1].parent_id in self.tree:
+            chain.append(self.tree[chain[-1].parent_id])
+        return chain[::-1]
+
+    def conversation(self, messages: list[TreeMessage]) -> wire.Conversation:
+        return messages_service.conversation(messages, self.viewer_id, self.emojis)
+
+
 async def _store_task(
     session: AsyncSession,
     client: ApiClient,
@@ -198,33 +228,32 @@ async def _store_task(
     lang: str,
     family: str,
     candidate: ActiveMessage | None,
+    shown: _Shown,
     settings: Settings,
     rng: random.Random,
 ) -> AnyTaskModel:
     """Build the task about the claimed message and store its row."""
     task: AnyTaskModel
-    parent: Message | None = None
+    parent: TreeMessage | None = None
     if candidate is None:
         task = wire.InitialPromptTask()
     else:
-        tree = {m.id: m for m in await trees_repository.tree_messages(session, candidate.tree_id)}
-        parent = tree[candidate.id]
+        parent = shown.tree[candidate.id]
         if family == "rank":
-            task = await _ranking_task(session, parent, tree, user, settings, rng)
+            task = _ranking_task(parent, shown, settings, rng)
         elif family in ("label_reply", "label_prompt"):
             random_request = request.type == TaskRequestType.random
-            task = await _label_task(
-                session, parent, tree, user, settings, rng, random_request=random_request
-            )
+            task = _label_task(parent, shown, settings, rng, random_request=random_request)
         else:
-            (conversation,) = await messages_service.conversations(session, user.id, _thread(tree, parent))
+            conversation = shown.conversation(shown.thread(parent))
             if parent.role == "assistant":
                 task = wire.PrompterReplyTask(conversation=conversation)
             else:
                 task = wire.AssistantReplyTask(conversation=conversation)
     now = utcnow()
-    await repository.insert_task(
+    await repository.add(
         session,
+        Task,
         {
             "id": task.id,
             "created_date": now,
@@ -238,7 +267,7 @@ async def _store_task(
             "ack": None,
             "done": False,
             "skipped": False,
-            "message_tree_id": parent.message_tree_id if parent else None,
+            "message_tree_id": parent.tree_id if parent else None,
             "parent_message_id": parent.id if parent else None,
             "collective": request.collective,
             "lang": lang,
@@ -247,60 +276,44 @@ async def _store_task(
     return task
 
 
-def _thread(tree: dict[uuid.UUID, Message], message: Message) -> list[Message]:
-    """The messages from the root down to `message`, root first."""
-    chain = [message]
-    while chain[-1].parent_id is not None and chain[-1].parent_id in tree:
-        chain.append(tree[chain[-1].parent_id])
-    return chain[::-1]
-
-
-async def _ranking_task(
-    session: AsyncSession,
-    parent: Message,
-    tree: dict[uuid.UUID, Message],
-    user: User,
-    settings: Settings,
-    rng: random.Random,
+def _ranking_task(
+    parent: TreeMessage, shown: _Shown, settings: Settings, rng: random.Random
 ) -> wire.RankPrompterRepliesTask | wire.RankAssistantRepliesTask:
     config = settings.tree_manager
     kids = [
         m
-        for m in tree.values()
+        for m in shown.tree.values()
         if m.parent_id == parent.id
-        and not m.deleted
         and m.review_result is True
         and (m.role == "assistant" or config.rank_prompter_replies)
     ]
     rng.shuffle(kids)
-    conversation, shown = await messages_service.conversations(session, user.id, _thread(tree, parent), kids)
+    conversation, replies = shown.conversation(shown.thread(parent)), shown.conversation(kids)
     reveal = all(k.synthetic for k in kids)
     if not reveal:
-        for reply in shown.messages:
+        for reply in replies.messages:
             reply.synthetic = None
     cls = wire.RankPrompterRepliesTask if parent.role == "assistant" else wire.RankAssistantRepliesTask
     return cls(
         conversation=conversation,
         replies=[k.text for k in kids],
-        reply_messages=shown.messages,
-        message_tree_id=parent.message_tree_id,
+        reply_messages=replies.messages,
+        message_tree_id=parent.tree_id,
         ranking_parent_id=parent.id,
         reveal_synthetic=reveal,
     )
 
 
-async def _label_task(
-    session: AsyncSession,
-    message: Message,
-    tree: dict[uuid.UUID, Message],
-    user: User,
+def _label_task(
+    message: TreeMessage,
+    shown: _Shown,
     settings: Settings,
     rng: random.Random,
     *,
     random_request: bool,
 ) -> wire.LabelInitialPromptTask | wire.LabelAssistantReplyTask | wire.LabelPrompterReplyTask:
     config = settings.tree_manager
-    (conversation,) = await messages_service.conversations(session, user.id, _thread(tree, message))
+    conversation = shown.conversation(shown.thread(message))
     if message.parent_id is None:
         full_labels, mandatory = config.labels_initial_prompt, config.mandatory_labels_initial_prompt
         simple = rng.random() > config.p_full_labeling_review_prompt
@@ -344,14 +357,13 @@ def _check_live(task: Task | None, *, not_found_status: int = 400) -> Task:
 
 async def ack(session: AsyncSession, client: ApiClient, task_id: uuid.UUID, frontend_id: str) -> None:
     """Bind the frontend's id to a task; acking again with the same id changes nothing."""
+    if await repository.ack(session, client.id, task_id, frontend_id, utcnow()):
+        return
+    # Nothing was bound: a replay of this ack, or an error to explain.
     task = _check_live(await repository.by_id(session, client.id, task_id), not_found_status=404)
     if task.ack and task.frontend_message_id == frontend_id:
         return
-    if task.ack or task.done or task.skipped:
-        raise OasstError("Task already updated", ErrorCode.TASK_ALREADY_UPDATED)
-    task.ack = True
-    task.frontend_message_id = frontend_id
-    await session.flush()
+    raise OasstError("Task already updated", ErrorCode.TASK_ALREADY_UPDATED)
 
 
 async def nack(
@@ -414,25 +426,14 @@ async def interaction(
 
     A replay of the same answer is acknowledged without a second write.
     """
-    user = await users.get_active(session, client, body.user, settings)
     if isinstance(body, wire.TextLabels) and body.task_id is None:
+        user = await users.get_active(session, client, body.user, settings)
         await labels_service.store_free_labels(session, client, user, body)
         return wire.TaskDone(), None
-    if isinstance(body, wire.TextLabels):
-        task = _check_live(await repository.by_id(session, client.id, body.task_id))  # type: ignore[arg-type]
-        if not task.ack:
-            raise OasstError("Task is not acknowledged", ErrorCode.TASK_NOT_ACK)
-    else:
-        task = _check_live(await repository.by_frontend_id(session, client.id, body.message_id))
-    if task.user_id != user.id and not task.collective:
-        raise OasstError("Task was assigned to a different user", ErrorCode.TASK_NOT_ASSIGNED_TO_USER)
-    digest = _digest(body)
-    if not task.collective and not await repository.finish(session, task.id, digest):
-        await session.refresh(task)
-        if task.interaction_digest == digest:
-            return wire.TaskDone(), None
-        raise OasstError("Task already done", ErrorCode.TASK_ALREADY_DONE)
-
+    taken = await _take_task(session, client, settings, body)
+    if taken is None:
+        return wire.TaskDone(), None
+    task, user = taken
     if isinstance(body, wire.TextReplyToMessage):
         await _store_reply(session, client, settings, task, user, body, rng)
     elif isinstance(body, wire.MessageRanking):
@@ -441,18 +442,49 @@ async def interaction(
         await _store_review(session, client, settings, task, user, body, rng)
     else:
         raise OasstError("Task does not take a rating", ErrorCode.TASK_PAYLOAD_TYPE_MISMATCH)
-    _update_streak(user)
     await session.flush()
     return wire.TaskDone(), str(task.payload["type"])
 
 
-def _update_streak(user: User) -> None:
+async def _take_task(
+    session: AsyncSession,
+    client: ApiClient,
+    settings: Settings,
+    body: wire.TextReplyToMessage | wire.MessageRating | wire.MessageRanking | wire.TextLabels,
+) -> tuple[Task, User] | None:
+    """The task this answer is for, marked done unless collective, and its user with the activity recorded;
+    None when the answer is a replay (nothing is written then)."""
+    digest = _digest(body)
+    task_id = body.task_id if isinstance(body, wire.TextLabels) else None
+    frontend_id = None if isinstance(body, wire.TextLabels) else body.message_id
     now = utcnow()
-    user.last_activity_date = now
-    if user.streak_last_day_date is None or user.streak_last_day_date > now:
-        user.streak_last_day_date, user.streak_days = now, 0
+    # The usual case in one conditional UPDATE that also finds the user; anything else (a new user, a
+    # collective task, a replay, an error) is read and explained below, in the order of the checks.
+    found = await repository.finish_answerable(
+        session, client.id, body.user, digest, now, task_id=task_id, frontend_id=frontend_id
+    )
+    if found is not None:
+        task, streak_since = found
+        user = await users.record_activity(session, task.user_id, body.user, streak_since, now)  # type: ignore[arg-type]
+        # A disabled user's answer is refused; raising rolls the finished task back.
+        users.check_enabled(user, settings)
+        return task, user
+    user = await users.get_active(session, client, body.user, settings)
+    if task_id is not None:
+        task = _check_live(await repository.by_id(session, client.id, task_id))
+        if not task.ack:
+            raise OasstError("Task is not acknowledged", ErrorCode.TASK_NOT_ACK)
     else:
-        user.streak_days = (now - user.streak_last_day_date).days
+        task = _check_live(await repository.by_frontend_id(session, client.id, frontend_id or ""))
+    if task.user_id != user.id and not task.collective:
+        raise OasstError("Task was assigned to a different user", ErrorCode.TASK_NOT_ASSIGNED_TO_USER)
+    if not task.collective and not await repository.finish(session, task.id, digest):
+        await session.refresh(task)
+        if task.interaction_digest == digest:
+            return None
+        raise OasstError("Task already done", ErrorCode.TASK_ALREADY_DONE)
+    user = await users.record_activity(session, user.id, body.user, user.streak_last_day_date, now)
+    return task, user
 
 
 async def _store_reply(
@@ -480,41 +512,47 @@ async def _store_reply(
         raise OasstError("Duplicate message text", ErrorCode.TASK_MESSAGE_DUPLICATED)
     if clash.frontend_id_taken:
         raise OasstError("user_message_id is already in use", ErrorCode.INVALID_FRONTEND_MESSAGE_ID)
-    parent = await session.get(Message, task.parent_message_id) if task.parent_message_id else None
+    parent: Message | None = None
     if task.parent_message_id is not None:
-        tree = await trees_repository.lock_tree(session, task.message_tree_id)  # type: ignore[arg-type]
-        if parent is None or tree is None or tree.state not in REPLY_STATES:
+        found = await trees_repository.lock_tree_of(session, task.parent_message_id)
+        if found is None or found[1].state not in REPLY_STATES:
             raise OasstError("The message tree takes no more replies", ErrorCode.TREE_IN_ABORTED_STATE)
+        parent = found[0]
         if clash.replied_already and not settings.debug_allow_duplicate_tasks:
             raise OasstError("User already replied to this message", ErrorCode.TASK_MESSAGE_DUPLICATE_REPLY)
     message_id = uuid.uuid4()
-    message = Message(
-        id=message_id,
-        parent_id=parent.id if parent else None,
-        message_tree_id=parent.message_tree_id if parent else message_id,
-        task_id=task.id,
-        user_id=user.id,
-        role=role,
-        api_client_id=client.id,
-        frontend_message_id=body.user_message_id,
-        created_date=utcnow(),
-        text=body.text,
-        lang=body.lang or "en",
-        depth=parent.depth + 1 if parent else 0,
-        deleted=parent.deleted if parent else False,
-        review_count=0,
+    lang = body.lang or "en"
+    await repository.add(
+        session,
+        Message,
+        {
+            "id": message_id,
+            "parent_id": parent.id if parent else None,
+            "message_tree_id": parent.message_tree_id if parent else message_id,
+            "task_id": task.id,
+            "user_id": user.id,
+            "role": role,
+            "api_client_id": client.id,
+            "frontend_message_id": body.user_message_id,
+            "created_date": utcnow(),
+            "text": body.text,
+            "lang": lang,
+            "depth": parent.depth + 1 if parent else 0,
+            "deleted": parent.deleted if parent else False,
+            "review_count": 0,
+        },
     )
-    session.add(message)
-    await session.flush()
     if parent is not None:
         await repository.bump(session, [parent.id], "children_count")
     else:
-        session.add(trees.new_tree(message, settings.tree_manager, rng))
-    _journal(
+        await repository.add(
+            session, MessageTreeState, trees.new_tree(message_id, lang, settings.tree_manager, rng)
+        )
+    await _journal(
         session,
         client,
         user,
-        message.id,
+        message_id,
         "text_reply_to_message",
         task,
         {"role": role, "length": len(body.text)},
@@ -538,12 +576,15 @@ async def _store_ranking(
             "Invalid ranking submitted: not a permutation of the replies", ErrorCode.INVALID_RANKING_VALUE
         )
     ranked = [shown[i] for i in body.ranking]
-    kids = {m.id: m for m in await trees_repository.tree_messages(session, task.message_tree_id)}  # type: ignore[arg-type]
+    tree_id: uuid.UUID = task.message_tree_id  # type: ignore[assignment]
+    # The tree first, then its messages: the order every writer of a tree takes its locks in.
+    tree = await trees_repository.lock_tree(session, tree_id)
+    messages = await trees_repository.tree_messages(session, tree_id)
+    kids = {m.id: m for m in messages}
     if any(kids.get(i) is None or kids[i].parent_id != task.parent_message_id for i in ranked):
         raise OasstError(
             "Ranked messages are not replies of the ranked message", ErrorCode.CORRUPT_RANKING_RESULT
         )
-    tree = await trees_repository.lock_tree(session, task.message_tree_id)  # type: ignore[arg-type]
     await repository.bump(session, ranked, "ranking_count")
     payload = {
         "type": "message_ranking",
@@ -553,22 +594,23 @@ async def _store_ranking(
         "message_tree_id": str(task.message_tree_id),
         "not_rankable": bool(body.not_rankable),
     }
-    session.add(
-        MessageReaction(
-            task_id=task.id,
-            user_id=user.id,
-            payload_type="RankingReactionPayload",
-            payload=payload,
-            api_client_id=client.id,
-            message_id=task.parent_message_id,
-        )
+    await repository.add(
+        session,
+        MessageReaction,
+        {
+            "task_id": task.id,
+            "user_id": user.id,
+            "payload_type": "RankingReactionPayload",
+            "payload": payload,
+            "api_client_id": client.id,
+            "message_id": task.parent_message_id,
+        },
     )
-    _journal(
+    await _journal(
         session, client, user, task.parent_message_id, "message_ranking", task, {"ranking": body.ranking}
     )
-    await session.flush()
     if tree is not None:
-        await trees.check_ranking(session, tree, settings.tree_manager, rng)
+        await trees.check_ranking(session, tree, settings.tree_manager, rng, messages)
 
 
 async def _store_review(
@@ -599,31 +641,31 @@ async def _store_review(
             f"Mandatory text labels missing: {', '.join(missing)}",
             ErrorCode.TEXT_LABELS_MANDATORY_LABEL_MISSING,
         )
-    message = await session.get(Message, body.message_id)
-    if message is None:
+    # The tree first, then its messages: the order every writer of a tree takes its locks in.
+    found = await trees_repository.lock_tree_of(session, body.message_id)
+    if found is None:
         raise OasstError("Message not found", ErrorCode.MESSAGE_NOT_FOUND, 404)
+    message, tree = found
     if message.user_id == user.id and not settings.debug_allow_self_labeling:
         raise OasstError("Labeling your own message is not allowed", ErrorCode.TEXT_LABELS_NO_SELF_LABELING)
-    session.add(
-        TextLabels(
-            id=task.id,
-            user_id=user.id,
-            api_client_id=client.id,
-            text=body.text,
-            message_id=message.id,
-            labels={label.value: value for label, value in body.labels.items()},
-            task_id=task.id,
-        )
+    await repository.add(
+        session,
+        TextLabels,
+        {
+            "id": task.id,
+            "user_id": user.id,
+            "api_client_id": client.id,
+            "text": body.text,
+            "message_id": message.id,
+            "labels": {label.value: value for label, value in body.labels.items()},
+            "task_id": task.id,
+        },
     )
-    await session.flush()
-    # The tree first, then its messages: the order every writer of a tree takes its locks in.
-    tree = await trees_repository.lock_tree(session, message.message_tree_id)
-    await repository.bump(session, [message.id], "review_count")
-    if tree is not None:
-        await trees.on_review(session, message, tree, settings, rng)
+    await repository.add_review(session, message)
+    await trees.on_review(session, message, tree, settings, rng)
 
 
-def _journal(
+async def _journal(
     session: AsyncSession,
     client: ApiClient,
     user: User,
@@ -632,13 +674,15 @@ def _journal(
     task: Task,
     payload: dict[str, object],
 ) -> None:
-    session.add(
-        Journal(
-            user_id=user.id,
-            message_id=message_id,
-            api_client_id=client.id,
-            event_type=event_type,
-            event_payload={
+    await repository.add(
+        session,
+        Journal,
+        {
+            "user_id": user.id,
+            "message_id": message_id,
+            "api_client_id": client.id,
+            "event_type": event_type,
+            "event_payload": {
                 "type": event_type,
                 **payload,
                 "user_id": str(user.id),
@@ -646,5 +690,5 @@ def _journal(
                 "task_id": str(task.id),
                 "task_type": task.payload_type,
             },
-        )
+        },
     )

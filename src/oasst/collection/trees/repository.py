@@ -18,7 +18,9 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
+    join,
     literal,
+    null,
     or_,
     select,
     union_all,
@@ -59,7 +61,7 @@ async def read_tree(
 
 @dataclass(slots=True)
 class ActiveMessage:
-    """The columns task selection needs of a message in an active tree."""
+    """The columns the tree manager needs of a message (task selection reads those of active trees)."""
 
     id: uuid.UUID
     parent_id: uuid.UUID | None
@@ -73,6 +75,7 @@ class ActiveMessage:
     synthetic: bool
     ranking_count: int
     emojis: dict[str, int]
+    deleted: bool
 
 
 ACTIVE_COLUMNS = (
@@ -88,24 +91,42 @@ ACTIVE_COLUMNS = (
     Message.synthetic,
     Message.ranking_count,
     Message.emojis,
+    Message.deleted,
 )
 
 
+@dataclass(slots=True)
+class TreeMessage(ActiveMessage):
+    """A live message of a claimed slot's tree, with what a task shows of it."""
+
+    text: str
+    frontend_message_id: str
+
+
+def _message_fields(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "parent_id": row.parent_id,
+        "tree_id": row.message_tree_id,
+        "user_id": row.user_id,
+        "role": row.role,
+        "lang": row.lang,
+        "depth": row.depth,
+        "review_count": row.review_count,
+        "review_result": row.review_result,
+        "synthetic": row.synthetic,
+        "ranking_count": row.ranking_count,
+        "emojis": row.emojis or {},
+        "deleted": row.deleted,
+    }
+
+
 def _active(row: Any) -> ActiveMessage:
-    return ActiveMessage(
-        id=row.id,
-        parent_id=row.parent_id,
-        tree_id=row.message_tree_id,
-        user_id=row.user_id,
-        role=row.role,
-        lang=row.lang,
-        depth=row.depth,
-        review_count=row.review_count,
-        review_result=row.review_result,
-        synthetic=row.synthetic,
-        ranking_count=row.ranking_count,
-        emojis=row.emojis or {},
-    )
+    return ActiveMessage(**_message_fields(row))
+
+
+def _tree_message(row: Any) -> TreeMessage:
+    return TreeMessage(**_message_fields(row), text=row.text, frontend_message_id=row.frontend_message_id)
 
 
 ACTIVE_STATES = (TreeState.initial_prompt_review, TreeState.growing, TreeState.ranking)
@@ -123,9 +144,35 @@ _ACTIVE_TREE_IDS = select(MessageTreeState.message_tree_id).where(
     MessageTreeState.state.in_([s.value for s in ACTIVE_STATES]),
 )
 _IN_ACTIVE_TREES = select(Message.id).where(Message.message_tree_id.in_(_ACTIVE_TREE_IDS))
-_ACTIVE_TREES = select(MessageTreeState).where(MessageTreeState.message_tree_id.in_(_ACTIVE_TREE_IDS))
-_LIVE_MESSAGES = select(*ACTIVE_COLUMNS).where(
-    Message.message_tree_id.in_(_ACTIVE_TREE_IDS), Message.deleted.is_(False)
+# The states whose counts decide the prompt lottery and how many new prompts a language takes.
+COUNTED_STATES = (TreeState.growing, TreeState.initial_prompt_review, TreeState.prompt_lottery_waiting)
+_STATE_TOTALS = (
+    select(*(func.count().filter(MessageTreeState.state == state).label(state) for state in COUNTED_STATES))
+    .where(MessageTreeState.lang == _LANG)
+    .subquery("totals")
+)
+# The language's trees counted by state (a one-row aggregate), and joined to it its active trees with their
+# live messages: a tree without one has NULL message columns, and no active tree leaves the counts alone.
+_LANGUAGE_TREES = (
+    select(
+        *_STATE_TOTALS.c,
+        MessageTreeState.message_tree_id.label("tree_key"),
+        MessageTreeState.state.label("tree_state"),
+        MessageTreeState.goal_tree_size,
+        MessageTreeState.max_depth,
+        MessageTreeState.max_children_count,
+        *ACTIVE_COLUMNS,
+    )
+    .select_from(_STATE_TOTALS)
+    .outerjoin(
+        join(
+            MessageTreeState,
+            Message,
+            and_(Message.message_tree_id == MessageTreeState.message_tree_id, Message.deleted.is_(False)),
+            isouter=True,
+        ),
+        MessageTreeState.message_tree_id.in_(_ACTIVE_TREE_IDS),
+    )
 )
 _UNFINISHED = and_(Task.done.is_(False), Task.skipped.is_(False))
 _OPEN_TASKS = select(Task.payload_type, Task.parent_message_id, Task.message_tree_id, Task.user_id).where(
@@ -134,26 +181,29 @@ _OPEN_TASKS = select(Task.payload_type, Task.parent_message_id, Task.message_tre
     _UNFINISHED,
     or_(Task.expiry_date.is_(None), Task.expiry_date > _NOW),
 )
-_PENDING = select(func.count()).where(Task.user_id == _USER, Task.created_date > _SINCE, _UNFINISHED)
-_FOOTPRINT: CompoundSelect[str, uuid.UUID] = union_all(
-    select(MessageEmoji.emoji, MessageEmoji.message_id).where(
-        MessageEmoji.user_id == _USER,
-        MessageEmoji.emoji.in_(["_skip_reply", "_skip_labeling", "_skip_ranking"]),
-        MessageEmoji.message_id.in_(_IN_ACTIVE_TREES),
+_NO_DATE = null().cast(UTCDateTime())
+# Rows (kind, message id, date): the user's emojis (kind: the emoji) in the language's active trees, their
+# task labels, replies and rankings there, and their pending tasks in any language (message id: the task's).
+_FOOTPRINT: CompoundSelect[str, uuid.UUID, datetime] = union_all(
+    select(MessageEmoji.emoji, MessageEmoji.message_id, MessageEmoji.created_date).where(
+        MessageEmoji.user_id == _USER, MessageEmoji.message_id.in_(_IN_ACTIVE_TREES)
     ),
-    select(literal("labelled"), TextLabels.message_id).where(
+    select(literal("labelled"), TextLabels.message_id, _NO_DATE).where(
         TextLabels.user_id == _USER,
         TextLabels.task_id.is_not(None),
         TextLabels.message_id.in_(_IN_ACTIVE_TREES),
     ),
-    select(literal("replied"), Message.parent_id).where(
+    select(literal("replied"), Message.parent_id, _NO_DATE).where(
         Message.user_id == _USER,
         Message.deleted.is_(False),
         Message.parent_id.is_not(None),
         Message.message_tree_id.in_(_ACTIVE_TREE_IDS),
     ),
-    select(literal("ranked"), MessageReaction.message_id).where(
+    select(literal("ranked"), MessageReaction.message_id, _NO_DATE).where(
         MessageReaction.user_id == _USER, MessageReaction.message_id.in_(_IN_ACTIVE_TREES)
+    ),
+    select(literal("pending"), Task.id, _NO_DATE).where(
+        Task.user_id == _USER, Task.created_date > _SINCE, _UNFINISHED
     ),
 )
 _STATE_COUNTS = (
@@ -180,16 +230,49 @@ _TREE = (
     .execution_options(populate_existing=True)
 )
 _TREE_FOR_UPDATE = _TREE.with_for_update()
-_TREE_MESSAGES = select(Message).where(Message.message_tree_id == bindparam("tree_id"))
+_TREE_MESSAGES = select(*ACTIVE_COLUMNS).where(Message.message_tree_id == bindparam("tree_id"))
+# A message and its tree's state row, the tree locked on PostgreSQL.
+_MESSAGE_AND_TREE = (
+    select(Message, MessageTreeState)
+    .join(MessageTreeState, MessageTreeState.message_tree_id == Message.message_tree_id)
+    .where(Message.id == bindparam("message_id"))
+    .execution_options(populate_existing=True)
+)
+_MESSAGE_AND_TREE_FOR_UPDATE = _MESSAGE_AND_TREE.with_for_update(of=MessageTreeState)
 
 
-async def active_trees(session: AsyncSession, lang: str) -> list[MessageTreeState]:
-    return list(await session.scalars(_ACTIVE_TREES, {"lang": lang}))
+@dataclass(slots=True)
+class ActiveTree:
+    """The columns task selection needs of an active tree."""
+
+    state: str
+    goal_tree_size: int
+    max_depth: int
+    max_children_count: int
 
 
-async def live_messages(session: AsyncSession, lang: str) -> list[ActiveMessage]:
-    """Every non-deleted message of the language's active trees."""
-    return [_active(row) for row in await session.execute(_LIVE_MESSAGES, {"lang": lang})]
+@dataclass(slots=True)
+class LanguageTrees:
+    """A language's trees as task selection sees them."""
+
+    counts: dict[str, int]  # of the COUNTED_STATES
+    trees: dict[uuid.UUID, ActiveTree]
+    messages: list[ActiveMessage]  # the live messages of `trees`
+
+
+async def language_trees(session: AsyncSession, lang: str) -> LanguageTrees:
+    """The language's tree counts, its active trees and their live messages, in one query."""
+    found = LanguageTrees(counts={}, trees={}, messages=[])
+    for row in await session.execute(_LANGUAGE_TREES, {"lang": lang}):
+        if not found.counts:
+            found.counts = {state: int(getattr(row, state)) for state in COUNTED_STATES}
+        if row.tree_key is not None and row.tree_key not in found.trees:
+            found.trees[row.tree_key] = ActiveTree(
+                row.tree_state, row.goal_tree_size, row.max_depth, row.max_children_count
+            )
+        if row.id is not None:
+            found.messages.append(_active(row))
+    return found
 
 
 @dataclass(slots=True)
@@ -206,29 +289,39 @@ async def open_tasks(session: AsyncSession, lang: str, since: datetime, now: dat
     return [OpenTask(*row) for row in rows]
 
 
-async def pending_task_count(session: AsyncSession, user_id: uuid.UUID, since: datetime) -> int:
-    return int(await session.scalar(_PENDING, {"user_id": user_id, "since": since}) or 0)
-
-
 @dataclass(slots=True)
 class UserFootprint:
-    """What one user already did in the active trees: the tasks they must not get again."""
+    """What one user already did: the tasks they must not get again, and how many they have pending."""
 
-    skips: dict[uuid.UUID, set[str]]
+    emojis: dict[uuid.UUID, list[str]]
     labelled: set[uuid.UUID]
     replied_to: set[uuid.UUID]
     ranked: set[uuid.UUID]
+    pending: int
+
+    def skipped(self, message_id: uuid.UUID, skip_emoji: str) -> bool:
+        return skip_emoji in self.emojis.get(message_id, ())
 
 
-async def user_footprint(session: AsyncSession, user_id: uuid.UUID, lang: str) -> UserFootprint:
-    """The user's skips, task labels, replies and rankings in the language's active trees, in one query."""
-    footprint = UserFootprint(skips={}, labelled=set(), replied_to=set(), ranked=set())
+async def user_footprint(
+    session: AsyncSession, user_id: uuid.UUID, lang: str, since: datetime
+) -> UserFootprint:
+    """In one query: the user's emojis (in the order given), task labels, replies and rankings in the
+    language's active trees, and their tasks handed out since `since` that are neither done nor skipped."""
+    footprint = UserFootprint(emojis={}, labelled=set(), replied_to=set(), ranked=set(), pending=0)
     targets = {"labelled": footprint.labelled, "replied": footprint.replied_to, "ranked": footprint.ranked}
-    for kind, message_id in await session.execute(_FOOTPRINT, {"user_id": user_id, "lang": lang}):
-        if kind in targets:
+    emojis: list[tuple[datetime, str, uuid.UUID]] = []
+    for kind, message_id, created in await session.execute(
+        _FOOTPRINT, {"user_id": user_id, "lang": lang, "since": since}
+    ):
+        if kind == "pending":
+            footprint.pending += 1
+        elif kind in targets:
             targets[kind].add(message_id)
         else:
-            footprint.skips.setdefault(message_id, set()).add(kind)
+            emojis.append((created, kind, message_id))
+    for _created, emoji, message_id in sorted(emojis):
+        footprint.emojis.setdefault(message_id, []).append(emoji)
     return footprint
 
 
@@ -261,8 +354,22 @@ async def backlog_trees(session: AsyncSession, lang: str, limit: int) -> list[Me
     return list(rows)
 
 
-async def tree_messages(session: AsyncSession, tree_id: uuid.UUID) -> list[Message]:
-    return list(await session.scalars(_TREE_MESSAGES, {"tree_id": tree_id}))
+async def tree_messages(session: AsyncSession, tree_id: uuid.UUID) -> list[ActiveMessage]:
+    """Every message of a tree, deleted ones included."""
+    return [_active(row) for row in await session.execute(_TREE_MESSAGES, {"tree_id": tree_id})]
+
+
+async def lock_tree_of(
+    session: AsyncSession, message_id: uuid.UUID
+) -> tuple[Message, MessageTreeState] | None:
+    """A message and its tree's state row, the tree locked until commit as in `lock_tree`, in one query.
+
+    The message is read as of the query's start: counters other writers of the tree may have changed while
+    this one waited for the lock must be read again (as the UPDATEs that bump them do).
+    """
+    stmt = _MESSAGE_AND_TREE_FOR_UPDATE if _is_postgres(session) else _MESSAGE_AND_TREE
+    row = (await session.execute(stmt, {"message_id": message_id})).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 async def done_review_labels(session: AsyncSession, message_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -338,7 +445,7 @@ class Slot:
     max_children_count: int
     open_here: int
     open_tree: int
-    messages: list[ActiveMessage]
+    messages: list[TreeMessage]
 
 
 @functools.cache
@@ -361,6 +468,8 @@ def _slot(payload_types: tuple[str, ...]) -> Select[Any]:
             open_here.scalar_subquery().label("open_here"),
             select(func.count()).where(*open_in_tree).scalar_subquery().label("open_tree"),
             *ACTIVE_COLUMNS,
+            Message.text,
+            Message.frontend_message_id,
         )
         .join_from(
             MessageTreeState,
@@ -392,7 +501,7 @@ async def read_slot(
         max_children_count=first.max_children_count,
         open_here=int(first.open_here),
         open_tree=int(first.open_tree),
-        messages=[_active(row) for row in rows],
+        messages=[_tree_message(row) for row in rows],
     )
 
 

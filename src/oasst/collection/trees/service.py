@@ -8,12 +8,20 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from statistics import mean
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oasst.collection.trees import repository
 from oasst.collection.trees.ranking import ranked_pairs
-from oasst.collection.trees.repository import ActiveMessage, OpenTask, UserFootprint
+from oasst.collection.trees.repository import (
+    ActiveMessage,
+    ActiveTree,
+    OpenTask,
+    Slot,
+    TreeMessage,
+    UserFootprint,
+)
 from oasst.config import Settings, TreeManagerConfig
 from oasst.db.base import utcnow
 from oasst.db.models import Message, MessageTreeState
@@ -31,20 +39,20 @@ REPLY_STATES = frozenset(
 # --- state transitions ----------------------------------------------------------------------------------
 
 
-def new_tree(root: Message, config: TreeManagerConfig, rng: random.Random) -> MessageTreeState:
-    """The state row of a tree whose root was just stored."""
+def new_tree(root_id: uuid.UUID, lang: str, config: TreeManagerConfig, rng: random.Random) -> dict[str, Any]:
+    """The state row (its values) of a tree whose root was just stored."""
     goal = config.goal_tree_size
     if config.random_goal_tree_size and config.min_goal_tree_size < goal:
         goal = rng.randint(config.min_goal_tree_size, goal)
-    return MessageTreeState(
-        message_tree_id=root.id,
-        goal_tree_size=goal,
-        max_depth=config.max_tree_depth,
-        max_children_count=config.max_children_count,
-        state=TreeState.initial_prompt_review,
-        active=True,
-        lang=root.lang,
-    )
+    return {
+        "message_tree_id": root_id,
+        "goal_tree_size": goal,
+        "max_depth": config.max_tree_depth,
+        "max_children_count": config.max_children_count,
+        "state": TreeState.initial_prompt_review,
+        "active": True,
+        "lang": lang,
+    }
 
 
 async def enter_state(
@@ -73,14 +81,15 @@ async def _maybe_activate_backlog(
     for tree in await repository.backlog_trees(session, lang, limit=max(wanted * 4, 0)):
         if wanted <= 0:
             break
-        if not rankable_parents(await repository.tree_messages(session, tree.message_tree_id), config):
+        messages = await repository.tree_messages(session, tree.message_tree_id)
+        if not rankable_parents(messages, config):
             # Nothing to rank in it: as upstream, the tree ends here and the search moves on.
             tree.state, tree.active = TreeState.aborted_low_grade, False
             await session.flush()
             continue
         tree.state, tree.active = TreeState.ranking, True
         await session.flush()
-        if await check_ranking(session, tree, config, rng):
+        if await check_ranking(session, tree, config, rng, messages):
             continue  # its rankings were already complete: it went straight on, try another
         wanted -= 1
 
@@ -95,9 +104,11 @@ def acceptance_score(label_sets: list[dict[str, float]]) -> float:
 async def on_review(
     session: AsyncSession, message: Message, tree: MessageTreeState, settings: Settings, rng: random.Random
 ) -> None:
-    """After a review: accept or reject the message once it has enough reviews; move its (locked) tree."""
+    """After a review: accept or reject the message once it has enough reviews; move its (locked) tree.
+
+    The message's review counters must be fresh (see the tasks repository's `add_review`).
+    """
     config = settings.tree_manager
-    await session.refresh(message)
     is_root = message.parent_id is None
     needed = config.num_reviews_initial_prompt if is_root else config.num_reviews_reply
     if message.review_count < needed or message.review_result is True:
@@ -132,12 +143,14 @@ async def check_growing(
     elif size >= tree.goal_tree_size and awaiting == 0:
         await enter_state(session, tree, TreeState.ranking, config, rng)
         # Unlike upstream, a tree with nothing to rank does not wait in `ranking` for a restart.
-        await check_ranking(session, tree, config, rng)
+        await check_ranking(session, tree, config, rng, messages)
 
 
-def rankable_parents(messages: list[Message], config: TreeManagerConfig) -> dict[uuid.UUID, list[Message]]:
+def rankable_parents(
+    messages: list[ActiveMessage], config: TreeManagerConfig
+) -> dict[uuid.UUID, list[ActiveMessage]]:
     """Parents with more than one accepted, live child of a ranked role, and those children."""
-    children: dict[uuid.UUID, list[Message]] = {}
+    children: dict[uuid.UUID, list[ActiveMessage]] = {}
     for m in messages:
         if m.parent_id is None or m.deleted or m.review_result is not True:
             continue
@@ -147,15 +160,21 @@ def rankable_parents(messages: list[Message], config: TreeManagerConfig) -> dict
 
 
 async def check_ranking(
-    session: AsyncSession, tree: MessageTreeState, config: TreeManagerConfig, rng: random.Random
+    session: AsyncSession,
+    tree: MessageTreeState,
+    config: TreeManagerConfig,
+    rng: random.Random,
+    messages: list[ActiveMessage] | None = None,
 ) -> bool:
     """ranking -> ready_for_scoring -> ready_for_export once every rankable parent has its rankings.
 
-    True if the tree left `ranking`.
+    `messages` are the tree's messages if the caller read them under the tree's lock. True if the tree left
+    `ranking`.
     """
     if tree.state != TreeState.ranking:
         return False
-    messages = await repository.tree_messages(session, tree.message_tree_id)
+    if messages is None:
+        messages = await repository.tree_messages(session, tree.message_tree_id)
     parents = rankable_parents(messages, config)
     reactions = await repository.ranking_reactions(session, list(parents))
     per_parent = Counter(r.message_id for r in reactions)
@@ -234,19 +253,27 @@ async def settle_tree(
 
 
 async def run_lottery(
-    session: AsyncSession, lang: str, config: TreeManagerConfig, max_activate: int, rng: random.Random
-) -> int:
-    """Wake waiting prompts into `growing` up to the cap; return how many new prompts may be asked for."""
-    counts = await repository.count_states(session, lang)
+    session: AsyncSession,
+    lang: str,
+    counts: dict[str, int],
+    config: TreeManagerConfig,
+    max_activate: int,
+    rng: random.Random,
+) -> tuple[bool, int]:
+    """Wake waiting prompts into `growing` up to the cap, given the language's tree counts by state.
+
+    Returns whether any woke, and how many new prompts the language takes.
+    """
+    counts = dict(counts)
     missing_growing = max(0, config.max_active_trees - counts.get(TreeState.growing, 0))
     activated = 0
-    wanted = missing_growing > 0 and max_activate > 0
-    candidates = await repository.lottery_candidates(session, lang) if wanted else []
+    wanted = missing_growing > 0 and max_activate > 0 and counts.get(TreeState.prompt_lottery_waiting, 0) > 0
     # One lottery per language at a time, counting again under the lock: never too many growing trees. A
     # request that finds the lottery running leaves it to that one instead of queueing behind it.
-    if candidates and await repository.lock(session, "lottery", lang, wait=False):
+    if wanted and await repository.lock(session, "lottery", lang, wait=False):
         counts = await repository.count_states(session, lang)
         missing_growing = max(0, config.max_active_trees - counts.get(TreeState.growing, 0))
+        candidates = await repository.lottery_candidates(session, lang)
         weights = await repository.monthly_first_ranks(session, list({a for _, a in candidates}))
         while candidates and activated < min(missing_growing, max_activate):
             authors = sorted({author for _, author in candidates}, key=str)
@@ -261,7 +288,7 @@ async def run_lottery(
             activated += 1
     counts[TreeState.growing] = counts.get(TreeState.growing, 0) + activated
     counts[TreeState.prompt_lottery_waiting] = counts.get(TreeState.prompt_lottery_waiting, 0) - activated
-    return prompt_room(lang, counts, config)
+    return activated > 0, prompt_room(lang, counts, config)
 
 
 def prompt_room(lang: str, counts: dict[str, int], config: TreeManagerConfig) -> int:
@@ -274,9 +301,12 @@ def prompt_room(lang: str, counts: dict[str, int], config: TreeManagerConfig) ->
     return min(missing_growing + review_room, lottery_room)
 
 
+_MODERATED_STATES = (TreeState.initial_prompt_review, TreeState.growing)
+
+
 async def auto_moderate(
     session: AsyncSession,
-    trees: dict[uuid.UUID, MessageTreeState],
+    trees: dict[uuid.UUID, ActiveTree],
     messages: list[ActiveMessage],
     config: TreeManagerConfig,
     rng: random.Random,
@@ -286,21 +316,25 @@ async def auto_moderate(
         return False
     changed = False
     for m in messages:
-        tree = trees[m.tree_id]
-        if tree.state not in (TreeState.initial_prompt_review, TreeState.growing) or not tree.active:
+        if trees[m.tree_id].state not in _MODERATED_STATES:
             continue
         is_root = m.parent_id is None
         if not (is_root or m.review_result is True or m.review_count < config.num_reviews_reply):
             continue
-        if m.emojis.get("red_flag", 0) >= config.auto_mod_red_flags:
-            if is_root:
-                await enter_state(session, tree, TreeState.aborted_low_grade, config, rng)
-            else:
-                await repository.delete_subtree(session, m.id, m.tree_id)
-            changed = True
-        elif m.emojis.get("_skip_reply", 0) >= config.auto_mod_max_skip_reply:
+        red_flags = m.emojis.get("red_flag", 0) >= config.auto_mod_red_flags
+        if not red_flags and m.emojis.get("_skip_reply", 0) < config.auto_mod_max_skip_reply:
+            continue
+        # The snapshot was read without locks: act on the tree as it is now.
+        tree = await repository.lock_tree(session, m.tree_id)
+        if tree is None or tree.state not in _MODERATED_STATES or not tree.active:
+            continue
+        if red_flags and is_root:
+            await enter_state(session, tree, TreeState.aborted_low_grade, config, rng)
+        elif red_flags:
+            await repository.delete_subtree(session, m.id, m.tree_id)
+        else:
             await enter_state(session, tree, TreeState.halted_by_moderator, config, rng)
-            changed = True
+        changed = True
     return changed
 
 
@@ -339,9 +373,11 @@ class Pools:
 
 @dataclass
 class Snapshot:
-    """The active trees of a language with their live messages, open tasks and the user's own traces."""
+    """A language's tree counts, its active trees with their live messages, its open tasks and the user's
+    own traces."""
 
-    trees: dict[uuid.UUID, MessageTreeState]
+    counts: dict[str, int]
+    trees: dict[uuid.UUID, ActiveTree]
     messages: list[ActiveMessage]
     open_tasks: list[OpenTask]
     footprint: UserFootprint
@@ -353,11 +389,9 @@ async def snapshot(session: AsyncSession, lang: str, user_id: uuid.UUID, setting
     # Open tasks first: a task stops being open in the same commit that adds its answer to the counts, so
     # reading reservations before counts can only over-reserve, never hand out a slot twice.
     tasks = await repository.open_tasks(session, lang, since, now)
-    trees = {t.message_tree_id: t for t in await repository.active_trees(session, lang)}
-    # A tree created after the query above (a new prompt just committed) waits for the next request.
-    messages = [m for m in await repository.live_messages(session, lang) if m.tree_id in trees]
-    footprint = await repository.user_footprint(session, user_id, lang)
-    return Snapshot(trees, messages, tasks, footprint)
+    found = await repository.language_trees(session, lang)
+    footprint = await repository.user_footprint(session, user_id, lang, since)
+    return Snapshot(found.counts, found.trees, found.messages, tasks, footprint)
 
 
 def compute_pools(
@@ -390,7 +424,6 @@ def compute_pools(
             open_replies_by_tree[task.message_tree_id] += 1
 
     fp = snap.footprint
-    skips = fp.skips
     pools = Pools(new_prompts=max(0, new_prompts - open_prompts))
 
     def mine(m: ActiveMessage) -> bool:
@@ -406,7 +439,7 @@ def compute_pools(
         # Reviews.
         reviewable = (
             m.review_result is not True
-            and "_skip_labeling" not in skips.get(m.id, ())
+            and not fp.skipped(m.id, "_skip_labeling")
             and (settings.debug_allow_self_labeling or not mine(m))
             and (settings.debug_allow_duplicate_tasks or m.id not in fp.labelled)
         )
@@ -426,7 +459,7 @@ def compute_pools(
             tree.state == TreeState.growing
             and m.review_result is True
             and m.depth < tree.max_depth
-            and "_skip_reply" not in skips.get(m.id, ())
+            and not fp.skipped(m.id, "_skip_reply")
             and open_by_parent["reply", m.id] == 0
             and (settings.debug_allow_duplicate_tasks or m.id not in fp.replied_to)
             and tree_counted[m.tree_id] + open_replies_by_tree[m.tree_id] < tree.goal_tree_size
@@ -449,7 +482,7 @@ def compute_pools(
                 len(kids) > 1
                 and done + open_by_parent["rank", m.id] < config.num_required_rankings
                 and (settings.debug_allow_self_ranking or not any(mine(c) for c in kids))
-                and "_skip_ranking" not in skips.get(m.id, ())
+                and not fp.skipped(m.id, "_skip_ranking")
                 and (settings.debug_allow_duplicate_tasks or m.id not in fp.ranked)
             ):
                 pools.rankable_parents.append(m)
@@ -481,31 +514,36 @@ async def claim(
     settings: Settings,
     *,
     wait: bool,
-) -> bool:
+) -> list[TreeMessage] | None:
     """Lock the slot a task would take and check, on fresh data, that it is still free.
 
-    Hand-out reads its snapshot without locks; only this check is serialised, per message or tree, so the
-    limits hold exactly while different slots are handed out in parallel. Open tasks are read before the
-    counts they will add to (see `snapshot`), so a concurrent answer can only make the check stricter.
+    Returns the live messages of the slot's tree as just read (none for a new prompt), or None if the slot
+    is taken. Hand-out reads its snapshot without locks; only this check is serialised, per message or tree,
+    so the limits hold exactly while different slots are handed out in parallel. Open tasks are read before
+    the counts they will add to (see `snapshot`), so a concurrent answer can only make the check stricter.
     """
     config = settings.tree_manager
     now = utcnow()
     since = now - timedelta(seconds=config.recent_tasks_span_sec)
     if candidate is None:  # a new initial prompt
         if not await repository.lock(session, "prompts", lang, wait=wait):
-            return False
+            return None
         open_prompts = await repository.open_prompts(session, lang, since, now)
         counts = await repository.count_states(session, lang)
-        return open_prompts < prompt_room(lang, counts, config)
+        return [] if open_prompts < prompt_room(lang, counts, config) else None
     kinds = {"reply": REPLY_TASKS, "rank": RANK_TASKS}.get(family, LABEL_TASKS)
     # A reply takes a place in the tree as well as under its parent.
     lock_key = ("tree", candidate.tree_id) if family == "reply" else ("message", candidate.id)
     if not await repository.lock(session, *lock_key, wait=wait):
-        return False
+        return None
     slot = await repository.read_slot(session, candidate.id, candidate.tree_id, kinds, since, now)
-    if slot is None or not slot.active:
-        return False
-    target = next((m for m in slot.messages if m.id == candidate.id), None)
+    if slot is not None and slot.active and _slot_free(family, candidate.id, slot, config):
+        return slot.messages
+    return None
+
+
+def _slot_free(family: str, target_id: uuid.UUID, slot: Slot, config: TreeManagerConfig) -> bool:
+    target = next((m for m in slot.messages if m.id == target_id), None)
     if target is None:
         return False
     if family == "reply":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +20,18 @@ _BY_IDENTITY = select(User).where(
     User.api_client_id == bindparam("client_id"),
     User.auth_method == bindparam("auth_method"),
     User.username == bindparam("username"),
+)
+
+
+# The id of that user, as a subquery for statements on other tables.
+ID_BY_IDENTITY = (
+    select(User.id)
+    .where(
+        User.api_client_id == bindparam("client_id"),
+        User.auth_method == bindparam("auth_method"),
+        User.username == bindparam("username"),
+    )
+    .scalar_subquery()
 )
 
 
@@ -66,6 +79,18 @@ async def listing(
             query = query.where(key <= keyset.lte_key)
     order = (key.desc(), User.id.desc()) if desc else (key, User.id)
     return list(await session.scalars(query.order_by(*order).limit(limit)))
+
+
+async def update_returning(session: AsyncSession, user_id: uuid.UUID, values: dict[str, Any]) -> User:
+    """Set some columns of a user in one statement; the row as it is now."""
+    stmt = (
+        update(User)
+        .where(User.id == user_id)
+        .values(values)
+        .returning(User)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    return (await session.scalars(stmt)).one()
 
 
 async def reset_streaks(session: AsyncSession, inactive_since: datetime) -> int:

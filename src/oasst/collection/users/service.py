@@ -60,6 +60,19 @@ async def get_or_create(session: AsyncSession, client: ApiClient, user: wire.Use
     return row
 
 
+async def record_activity(
+    session: AsyncSession, user_id: uuid.UUID, user: wire.User, streak_since: datetime | None, now: datetime
+) -> User:
+    """A task answered at `now`: the user's last activity and streak (`streak_since`: its first day as
+    stored), with the display name the frontend sent, in one UPDATE; the fresh row."""
+    values: dict[str, object] = {"last_activity_date": now, "display_name": user.display_name}
+    if streak_since is None or streak_since > now:
+        values.update(streak_last_day_date=now, streak_days=0)
+    else:
+        values["streak_days"] = (now - streak_since).days
+    return await repository.update_returning(session, user_id, values)
+
+
 def check_enabled(user: User, settings: Settings) -> None:
     """The gate on every task, interaction and emoji call."""
     if user.deleted or not user.enabled:

@@ -24,3 +24,6 @@ class LocalAccount(Base):
     role: Mapped[str] = mapped_column(String(16), default="user")
     enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The hash of the course gateway key the person joined with: that key's account pays for their chat
+    # replies while the key is current (a new key or a closed account ends it).
+    gateway_key_hash: Mapped[str | None] = mapped_column(String(64))

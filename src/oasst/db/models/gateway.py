@@ -3,6 +3,7 @@ charges that reserve and then settle each call's tokens."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from typing import Any
 
@@ -96,10 +97,16 @@ class GatewayCharge(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("gateway_account.id"))
     state: Mapped[str] = mapped_column(String(16), default="reserved")
-    source: Mapped[str] = mapped_column(String(16))  # "chat" (the Parrot API) or "v1" (OpenAI-compatible)
+    # "chat" (the Parrot API), "v1" (OpenAI-compatible) or "inference" (a chat reply of a person whose local
+    # account is linked to the account: the web UI's chat or the inference API)
+    source: Mapped[str] = mapped_column(String(16))
     reserved_tokens: Mapped[int] = mapped_column(BigInteger)
+    # While an "inference" charge is reserved: the prompt's estimate, charged if the worker counts none.
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     charged_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     day: Mapped[date | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The chat reply an "inference" charge is for: it settles when the worker finishes that message. No
+    # foreign key: the charge outlives the message (a chat deleted mid-reply still pays for the reply).
+    inference_message_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
