@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -97,6 +97,12 @@ class OAuthEndpoints(BaseModel):
 def _upstream(default: Any, name: str) -> Any:
     """A setting that Open-Assistant also reads: `OASST_<NAME>` or the upstream `<NAME>`."""
     return Field(default, validation_alias=AliasChoices(f"oasst_{name}", name))
+
+
+def _identities(listed: str) -> list[tuple[str, str]]:
+    """(provider, account id) of each `PROVIDER:ACCOUNT_ID` in a comma-separated list."""
+    pairs = (entry.strip().partition(":") for entry in listed.split(",") if entry.strip())
+    return [(provider.strip(), account_id.strip()) for provider, _, account_id in pairs]
 
 
 def default_data_dir() -> Path:
@@ -208,6 +214,10 @@ class Settings(BaseSettings):
     auth_google_client_id: str = _upstream("", "auth_google_client_id")
     auth_google_client_secret: str = _upstream("", "auth_google_client_secret")
     oauth_endpoints: dict[OAuthProvider, OAuthEndpoints] = Field(default_factory=dict)
+    # People of those providers who are admins or moderators of the web UI at least, as upstream's website
+    # lists them: `PROVIDER:ACCOUNT_ID`, comma-separated (`github:583231,discord:80351110224678912`).
+    admin_users: str = _upstream("", "admin_users")
+    moderator_users: str = _upstream("", "moderator_users")
 
     tree_manager: TreeManagerConfig = Field(
         default_factory=TreeManagerConfig,
@@ -220,6 +230,23 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite:", "postgresql")):
             raise ValueError("OASST_DATABASE_URL must be sqlite:///PATH or postgresql+psycopg://...")
         return value
+
+    @field_validator("admin_users", "moderator_users")
+    @classmethod
+    def _oauth_identities(cls, value: str) -> str:
+        for provider, account_id in _identities(value):
+            if provider not in get_args(OAuthProvider) or not 0 < len(account_id) <= 128:
+                raise ValueError(
+                    f"{provider}:{account_id} is not PROVIDER:ACCOUNT_ID with PROVIDER one of "
+                    + ", ".join(get_args(OAuthProvider))
+                )
+        return value
+
+    @property
+    def web_roles(self) -> dict[tuple[str, str], str]:
+        """The role that each (provider, account id) of `admin_users` and `moderator_users` has at least."""
+        roles = {identity: "moderator" for identity in _identities(self.moderator_users)}
+        return roles | {identity: "admin" for identity in _identities(self.admin_users)}
 
     @property
     def models_dir(self) -> Path:

@@ -1,9 +1,10 @@
-"""Reservations whose call died with its process lapse after the TTL, when the account next runs short; a call
-that comes back after its reservation lapsed is charged only what still fits in the budget."""
+"""Reservations whose call died with its process lapse after the TTL, when the account next runs short; a
+reply that comes back after its reservation lapsed is not charged (its tokens went back to the account)."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
@@ -22,15 +23,28 @@ def test_a_dead_calls_reservation_lapses(
 ) -> None:
     account_id, key = gateway.new_account(budget=100)
     key_hash = hash_key(key)
+    dead_reply, live_reply = uuid.uuid4(), uuid.uuid4()
 
     async def run() -> None:
         engine = create_engine(gateway_settings.effective_database_url)
         sessions = sessionmaker(engine)
-        async with transaction(sessions) as session:
-            dead = await budgets.reserve(session, gateway_settings, account_id, key_hash, 60, "v1")
-        try:
+
+        async def reserve(reply_id: uuid.UUID) -> None:
             async with transaction(sessions) as session:
-                await budgets.reserve(session, gateway_settings, account_id, key_hash, 60, "v1")
+                await budgets.reserve(
+                    session,
+                    gateway_settings,
+                    account_id,
+                    key_hash,
+                    60,
+                    "v1",
+                    reply_id=reply_id,
+                    prompt_estimate=7,
+                )
+
+        await reserve(dead_reply)
+        try:
+            await reserve(live_reply)
         except GatewayError as error:
             assert error.message.startswith("Not enough budget left") and "60 are held" in error.message
         else:
@@ -40,23 +54,22 @@ def test_a_dead_calls_reservation_lapses(
         long_ago = datetime.now(UTC) - timedelta(seconds=gateway_settings.gateway_reservation_ttl + 1)
         async with transaction(sessions) as session:
             await session.execute(update(GatewayCharge).values(created_at=long_ago))
-        async with transaction(sessions) as session:
-            live = await budgets.reserve(session, gateway_settings, account_id, key_hash, 60, "v1")
-        assert [charge.id for charge in ledger.charges()] == [live.charge_id]
+        await reserve(live_reply)
+        assert [charge.inference_message_id for charge in ledger.charges()] == [live_reply]
 
-        # The dead call answers after all: 50 tokens, of which 40 still fit beside the live reservation.
+        # The dead call answers after all: its tokens went back to the account, so it is charged nothing.
         async with transaction(sessions) as session:
-            late = await budgets.settle(session, dead, 30, 20)
-        assert (late.usage, late.budget) == (40, 100)
+            await budgets.settle_reply(session, dead_reply, 30, 20)
+        assert ledger.account(account_id).usage == 0
+        # The live one: the worker counted no prompt, so the estimate made at reservation stands in for it.
         async with transaction(sessions) as session:
-            done = await budgets.settle(session, live, 10, 5)
-        assert done.usage == 55
+            await budgets.settle_reply(session, live_reply, None, 5)
+            await budgets.settle_reply(session, live_reply, None, 5)  # settled once only
         await engine.dispose()
 
     asyncio.run(run())
     account = ledger.account(account_id)
-    assert (account.usage, account.reserved) == (55, 0)
-    assert [(c.state, c.reserved_tokens, c.charged_tokens) for c in ledger.charges()] == [
-        ("settled", 60, 15),
-        ("settled", 0, 40),
+    assert (account.usage, account.reserved) == (12, 0)
+    assert [(c.state, c.reserved_tokens, c.prompt_tokens, c.charged_tokens) for c in ledger.charges()] == [
+        ("settled", 60, 7, 12)
     ]

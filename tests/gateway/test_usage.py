@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -29,10 +30,13 @@ def _spend(settings: Settings, account_id: int, key: str, calls: list[tuple[int,
         engine = create_engine(settings.effective_database_url)
         sessions = sessionmaker(engine)
         for prompt, completion in calls:
+            reply_id = uuid.uuid4()
             async with transaction(sessions) as session:
-                reservation = await budgets.reserve(session, settings, account_id, hash_key(key), 100, "chat")
+                await budgets.reserve(
+                    session, settings, account_id, hash_key(key), 100, "chat", reply_id=reply_id
+                )
             async with transaction(sessions) as session:
-                await budgets.settle(session, reservation, prompt, completion)
+                await budgets.settle_reply(session, reply_id, prompt, completion)
         await engine.dispose()
 
     asyncio.run(run())

@@ -1,11 +1,12 @@
 """Fixtures of the web UI tests: settings with the development sign-in on, browsers over HTTP, a live site
-with a fake worker for the chat, and Debian's Chromium under Playwright."""
+with a fake worker for the chat, stand-ins of the OAuth providers, and Debian's Chromium under Playwright."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,9 +17,10 @@ from oasst.app import create_app
 from oasst.config import Settings
 from tests.conftest import missing_service
 from tests.inference.helpers import WorkerProcess, mint_worker_key
-from tests.live import serve
+from tests.live import serve, serve_app
 from tests.web.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.web.flow import FULL_LOOP_TREES, WebUser
+from tests.web.providers import SCOPES, FakeProviders
 
 TOKEN_DELAY = 0.1
 
@@ -83,6 +85,36 @@ def browser_of(browsers: Callable[[str], WebUser]) -> Callable[[str, str], WebUs
         return user
 
     return open_as
+
+
+@pytest.fixture(scope="module")
+def providers() -> Iterator[FakeProviders]:
+    fake = FakeProviders()
+    with serve_app(fake.app) as url:
+        fake.url = url
+        yield fake
+
+
+@pytest.fixture
+def fake(providers: FakeProviders) -> FakeProviders:
+    """The stand-in providers, with nobody signing in next and nothing refused."""
+    providers.reset()
+    return providers
+
+
+@pytest.fixture
+def oauth_settings(make_settings: Callable[..., Settings], fake: FakeProviders) -> Callable[..., Settings]:
+    """Settings with `configured` registered at the fake providers (and the others explicitly not)."""
+
+    def build(configured: tuple[str, ...] = ("discord", "github", "google"), **overrides: Any) -> Settings:
+        values: dict[str, Any] = {"oauth_endpoints": {name: fake.endpoints(name) for name in configured}}
+        for name in SCOPES:
+            values[f"auth_{name}_client_id"] = f"{name}-client" if name in configured else ""
+            values[f"auth_{name}_client_secret"] = f"{name}-secret" if name in configured else ""
+        values.update(overrides)
+        return make_settings(**values)
+
+    return build
 
 
 @pytest.fixture(scope="module")

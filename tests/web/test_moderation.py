@@ -9,11 +9,11 @@ from tests.factories import Factory
 from tests.web.flow import PROMPT, WebUser
 
 
-def _tree_id(visitor: WebUser) -> str:
-    """Alice writes a prompt; the id of its tree (its root message)."""
-    visitor.dev_sign_in("alice")
+def _tree_id(visitor: WebUser, name: str = "alice", prompt: str = PROMPT) -> str:
+    """`name` (Alice) writes a prompt; the id of its tree (its root message)."""
+    visitor.dev_sign_in(name)
     path, _ = visitor.task("initial_prompt")
-    visitor.answer(path, "initial_prompt", text=PROMPT)
+    visitor.answer(path, "initial_prompt", text=prompt)
     match = re.search(r'href="/messages/([0-9a-f-]{36})"', visitor.get("/profile").text)
     assert match
     return match.group(1)
@@ -84,3 +84,18 @@ def test_reactions_toggle_and_red_flags_reach_the_moderators(visitor: WebUser) -
     after = visitor.post(f"/moderation/{tree_id}/done").text
     assert f'data-flagged="{tree_id}"' not in after
     assert "no open reports" in after
+
+
+def test_the_queue_shows_every_open_flag_newest_first(visitor: WebUser) -> None:
+    first = _tree_id(visitor)
+    second = _tree_id(visitor, "bob", "Which birds sing at night, and why do they?")
+    visitor.dev_sign_in("carol")
+    for tree_id in (first, second):
+        visitor.post(f"/messages/{tree_id}/react", {"emoji": "red_flag"})
+
+    visitor.dev_sign_in("mod", role="moderator")
+    queue = visitor.get("/moderation").text
+    assert re.findall(r'data-flagged="([0-9a-f-]{36})"', queue) == [second, first]
+    assert PROMPT in queue and "Which birds sing at night" in queue
+    after = visitor.post(f"/moderation/{second}/done").text
+    assert re.findall(r'data-flagged="([0-9a-f-]{36})"', after) == [first]

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
 import socket
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlencode
+from collections.abc import Callable
 
 import httpx
-import pytest
-from fastapi import FastAPI, Header, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,119 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oasst.app import create_app
 from oasst.config import Settings
 from oasst.db.models import User
-from tests.live import serve, serve_app
+from tests.live import serve
 from tests.web.flow import in_transaction
-
-SCOPES = {"discord": "identify", "github": "read:user", "google": "openid profile"}
-
-
-@dataclass(frozen=True)
-class Person:
-    id: str
-    name: str
-
-
-def _profile(provider: str, person: Person) -> dict[str, Any]:
-    """The userinfo answer in the provider's own shape."""
-    if provider == "discord":
-        return {"id": person.id, "username": person.name, "global_name": None, "discriminator": "0"}
-    if provider == "github":
-        return {"id": int(person.id), "login": person.name, "name": None, "type": "User"}
-    return {"sub": person.id, "name": person.name, "given_name": person.name.split()[0]}
-
-
-class FakeProviders:
-    """The three providers as far as signing in goes: authorize (agreeing at once), token, userinfo."""
-
-    def __init__(self) -> None:
-        self.url = ""
-        self.reset()
-        self.app = FastAPI()
-        self.app.add_api_route("/health", lambda: {"status": "ok"})
-        self.app.add_api_route("/{provider}/authorize", self.authorize)
-        self.app.add_api_route("/{provider}/token", self.token, methods=["POST"])
-        self.app.add_api_route("/{provider}/userinfo", self.userinfo)
-
-    def reset(self) -> None:
-        self.person: dict[str, Person] = {}  # who signs in next at each provider
-        self.deny = False  # the person says no at the provider
-        self.refuse_codes = False  # the token endpoint refuses every code
-        self.authorizations: list[dict[str, str]] = []
-        self._codes: dict[str, tuple[str, Person, str]] = {}
-        self._tokens: dict[str, tuple[str, Person]] = {}
-
-    def endpoints(self, provider: str) -> dict[str, str]:
-        return {step: f"{self.url}/{provider}/{step}" for step in ("authorize", "token", "userinfo")}
-
-    async def authorize(self, provider: str, request: Request) -> Response:
-        query = dict(request.query_params)
-        self.authorizations.append(query)
-        if (
-            query.get("client_id") != f"{provider}-client"
-            or query.get("scope") != SCOPES[provider]
-            or query.get("response_type") != "code"
-            or not query.get("state")
-        ):
-            return JSONResponse({"error": "invalid_request"}, status_code=400)
-        if self.deny:
-            answer = {"error": "access_denied", "state": query["state"]}
-        else:
-            code = secrets.token_urlsafe(8)
-            self._codes[code] = (provider, self.person[provider], query["redirect_uri"])
-            answer = {"code": code, "state": query["state"]}
-        return RedirectResponse(f"{query['redirect_uri']}?{urlencode(answer)}", status_code=302)
-
-    async def token(self, provider: str, request: Request) -> Response:
-        form = await request.form()
-        grant = self._codes.pop(str(form.get("code")), None)
-        if (
-            self.refuse_codes
-            or grant is None
-            or grant[0] != provider
-            or form.get("redirect_uri") != grant[2]
-            or form.get("client_id") != f"{provider}-client"
-            or form.get("client_secret") != f"{provider}-secret"
-            or form.get("grant_type") != "authorization_code"
-        ):
-            return JSONResponse({"error": "invalid_grant"}, status_code=400)
-        token = secrets.token_urlsafe(16)
-        self._tokens[token] = (provider, grant[1])
-        return JSONResponse({"access_token": token, "token_type": "Bearer", "scope": SCOPES[provider]})
-
-    async def userinfo(self, provider: str, authorization: str = Header("")) -> Response:
-        grant = self._tokens.get(authorization.removeprefix("Bearer "))
-        if grant is None or grant[0] != provider:
-            return JSONResponse({"message": "401: Unauthorized"}, status_code=401)
-        return JSONResponse(_profile(provider, grant[1]))
-
-
-@pytest.fixture(scope="module")
-def providers() -> Iterator[FakeProviders]:
-    fake = FakeProviders()
-    with serve_app(fake.app) as url:
-        fake.url = url
-        yield fake
-
-
-@pytest.fixture
-def fake(providers: FakeProviders) -> FakeProviders:
-    providers.reset()
-    return providers
-
-
-def _settings(
-    make_settings: Callable[..., Settings],
-    fake: FakeProviders,
-    configured: tuple[str, ...] = ("discord", "github", "google"),
-    **overrides: Any,
-) -> Settings:
-    """Settings with `configured` registered at the fake providers (and the others explicitly not)."""
-    values: dict[str, Any] = {"oauth_endpoints": {name: fake.endpoints(name) for name in configured}}
-    for name in SCOPES:
-        values[f"auth_{name}_client_id"] = f"{name}-client" if name in configured else ""
-        values[f"auth_{name}_client_secret"] = f"{name}-secret" if name in configured else ""
-    values.update(overrides)
-    return make_settings(**values)
+from tests.web.providers import SCOPES, FakeProviders, Person
 
 
 def _frontend_users(settings: Settings) -> dict[tuple[str, str], str]:
@@ -161,9 +44,9 @@ IDENTITIES = {
 
 
 def test_each_provider_signs_a_person_in_and_knows_them_again(
-    fake: FakeProviders, make_settings: Callable[..., Settings]
+    fake: FakeProviders, oauth_settings: Callable[..., Settings]
 ) -> None:
-    settings = _settings(make_settings, fake)
+    settings = oauth_settings()
     with serve(settings) as site:
         for name, person in PEOPLE.items():
             fake.person[name] = person
@@ -190,9 +73,9 @@ def test_each_provider_signs_a_person_in_and_knows_them_again(
 
 
 def test_a_callback_that_did_not_start_in_this_browser_is_refused(
-    fake: FakeProviders, make_settings: Callable[..., Settings]
+    fake: FakeProviders, oauth_settings: Callable[..., Settings]
 ) -> None:
-    settings = _settings(make_settings, fake)
+    settings = oauth_settings()
     fake.person["github"] = PEOPLE["github"]
     with serve(settings) as site, httpx.Client(base_url=site) as browser:
         to_provider = browser.get("/signin/github")
@@ -211,14 +94,14 @@ def test_a_callback_that_did_not_start_in_this_browser_is_refused(
 
 
 def test_provider_failures_are_error_pages_and_sign_nobody_in(
-    fake: FakeProviders, make_settings: Callable[..., Settings]
+    fake: FakeProviders, oauth_settings: Callable[..., Settings]
 ) -> None:
     with socket.socket() as closed:  # a port nobody listens on: the provider cannot be reached
         closed.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{closed.getsockname()[1]}/token"
     endpoints = {name: fake.endpoints(name) for name in SCOPES}
     endpoints["google"]["token"] = dead
-    settings = _settings(make_settings, fake, oauth_endpoints=endpoints)
+    settings = oauth_settings(oauth_endpoints=endpoints)
     fake.person.update(PEOPLE)
     with serve(settings) as site, httpx.Client(base_url=site, follow_redirects=True) as browser:
         fake.deny = True
@@ -240,9 +123,9 @@ def test_provider_failures_are_error_pages_and_sign_nobody_in(
 
 
 def test_only_configured_providers_are_offered(
-    fake: FakeProviders, make_settings: Callable[..., Settings]
+    fake: FakeProviders, oauth_settings: Callable[..., Settings]
 ) -> None:
-    settings = _settings(make_settings, fake, configured=("github",), local_auth=False)
+    settings = oauth_settings(configured=("github",), local_auth=False)
     with TestClient(create_app(settings)) as client:
         page = client.get("/signin?next=/profile").text
         assert 'href="/signin/github?next=/profile"' in page
@@ -258,9 +141,9 @@ def test_only_configured_providers_are_offered(
 
 
 def test_the_callback_counts_as_a_sign_in_attempt(
-    fake: FakeProviders, make_settings: Callable[..., Settings]
+    fake: FakeProviders, oauth_settings: Callable[..., Settings]
 ) -> None:
-    settings = _settings(make_settings, fake, rate_limit=True, web_signin_attempts=2)
+    settings = oauth_settings(rate_limit=True, web_signin_attempts=2)
     with TestClient(create_app(settings)) as client:
         statuses = [client.get("/signin/github/callback?code=c&state=s").status_code for _ in range(3)]
     assert statuses == [400, 400, 429]

@@ -1,11 +1,12 @@
 """Token budgets that hold under concurrency.
 
 Before a call, its upper bound is reserved with one conditional UPDATE (`usage + reserved + cost <= budget`,
-atomic on PostgreSQL and SQLite alike) and a `reserved` charge row; after it, the charge settles to the real
-usage (never more than was reserved, so the budget holds even if a prompt is denser than the bound assumed);
-a failed call releases the reservation and leaves no row. A reservation whose call died with its process
-lapses after `gateway_reservation_ttl` seconds, when the account next runs short. A chat reply's reservation
-is found by the reply's message id: it settles when the worker finishes the reply, in the same transaction.
+atomic on PostgreSQL and SQLite alike) and a `reserved` charge row naming the reply's message; the worker
+connection settles it to the real usage in the transaction that stores the reply (never more than was
+reserved, so the budget holds even if a prompt is denser than the bound assumed), and a reply that fails,
+times out or is cancelled releases it, leaving no row. Every source (the Parrot API's chats, /v1, and the chat
+replies of people whose account joined a course) is charged this one way. A reservation whose call died with
+its process lapses after `gateway_reservation_ttl` seconds, when the account next runs short.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import BigInteger, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oasst.config import Settings
@@ -35,22 +34,6 @@ def cost_bound(texts: Iterable[str], max_tokens: int) -> int:
     return prompt + TEMPLATE_TOKENS + max_tokens
 
 
-@dataclass(frozen=True)
-class Reservation:
-    account_id: int
-    charge_id: int
-    tokens: int
-    source: str
-
-
-@dataclass(frozen=True)
-class Balance:
-    """An account's tokens after a settlement."""
-
-    usage: int
-    budget: int
-
-
 # The statements of every call, built once (building one costs as much CPU as running it).
 _HOLD = (
     update(GatewayAccount)
@@ -63,34 +46,43 @@ _HOLD = (
     .values(reserved=GatewayAccount.reserved + bindparam("tokens"))
     .execution_options(synchronize_session=False)
 )
-_RESERVED_CHARGE = (
-    insert(GatewayCharge)
-    .values(
-        state="reserved",
-        **{
-            name: bindparam(name)
-            for name in (
-                "account_id",
-                "source",
-                "reserved_tokens",
-                "prompt_tokens",
-                "created_at",
-                "inference_message_id",
-            )
-        },
-    )
-    .returning(GatewayCharge.id)
+_RESERVED_CHARGE = insert(GatewayCharge).values(
+    state="reserved",
+    **{
+        name: bindparam(name)
+        for name in (
+            "account_id",
+            "source",
+            "reserved_tokens",
+            "prompt_tokens",
+            "created_at",
+            "inference_message_id",
+        )
+    },
 )
-_MARK_SETTLED = (
+# The reply's charge settles to the worker's counts, or when it counted no prompt, to the estimate made at
+# reservation (SET sees the row as it was); never to more than was reserved.
+_PROMPT = func.coalesce(bindparam("prompt_tokens", type_=BigInteger), GatewayCharge.prompt_tokens)
+_SPENT = _PROMPT + bindparam("completion_tokens", type_=BigInteger)
+_SETTLE_REPLY = (
     update(GatewayCharge)
-    .where(GatewayCharge.id == bindparam("charge_id"), GatewayCharge.state == "reserved")
+    .where(GatewayCharge.inference_message_id == bindparam("reply_id"), GatewayCharge.state == "reserved")
     .values(
         state="settled",
-        prompt_tokens=bindparam("prompt_tokens"),
+        prompt_tokens=_PROMPT,
         completion_tokens=bindparam("completion_tokens"),
-        charged_tokens=bindparam("charged_tokens"),
+        charged_tokens=case(
+            (GatewayCharge.reserved_tokens > _SPENT, _SPENT), else_=GatewayCharge.reserved_tokens
+        ),
         day=bindparam("day"),
     )
+    .returning(GatewayCharge.account_id, GatewayCharge.reserved_tokens, GatewayCharge.charged_tokens)
+    .execution_options(synchronize_session=False)
+)
+_RELEASE_REPLY = (
+    delete(GatewayCharge)
+    .where(GatewayCharge.inference_message_id == bindparam("reply_id"), GatewayCharge.state == "reserved")
+    .returning(GatewayCharge.account_id, GatewayCharge.reserved_tokens)
     .execution_options(synchronize_session=False)
 )
 _CHARGE = (
@@ -100,7 +92,6 @@ _CHARGE = (
         usage=GatewayAccount.usage + bindparam("charged_tokens"),
         reserved=GatewayAccount.reserved - bindparam("reserved_tokens"),
     )
-    .returning(GatewayAccount.usage, GatewayAccount.budget)
     .execution_options(synchronize_session=False)
 )
 
@@ -121,7 +112,7 @@ async def reserve(
     *,
     reply_id: uuid.UUID | None = None,
     prompt_estimate: int = 0,
-) -> Reservation:
+) -> None:
     """Hold `tokens` of the budget of the account that `key_hash` opens, or refuse: 400 when it cannot pay,
     401 when it is inactive or its key changed (the same statement checks the key, so a key remembered from
     an earlier call is never trusted beyond it). A chat reply's reservation names its message and carries
@@ -148,9 +139,7 @@ async def reserve(
         "created_at": datetime.now(UTC),
         "inference_message_id": reply_id,
     }
-    charge_id = await session.scalar(_RESERVED_CHARGE, charge)
-    assert charge_id is not None
-    return Reservation(account_id, charge_id, tokens, source)
+    await session.execute(_RESERVED_CHARGE, charge)
 
 
 async def reserve_reply(
@@ -160,7 +149,7 @@ async def reserve_reply(
     reply_id: uuid.UUID,
     tokens: int,
     prompt_estimate: int,
-) -> Reservation:
+) -> None:
     """Hold the bound of chat reply `reply_id` on the budget of the account that `key_hash` opens (the key
     its person joined with); refused as reserve() refuses. Settled or released by the reply's message id."""
     account_id = await session.scalar(
@@ -168,7 +157,7 @@ async def reserve_reply(
     )
     if account_id is None:
         raise GatewayError(ACCESS_DENIED, 401)
-    return await reserve(
+    await reserve(
         session,
         settings,
         account_id,
@@ -180,100 +169,39 @@ async def reserve_reply(
     )
 
 
-async def settle(
-    session: AsyncSession, reservation: Reservation, prompt_tokens: int, completion_tokens: int
-) -> Balance:
-    """Turn the reservation into the call's real cost (at most the reservation) and return the balance."""
-    charged = min(prompt_tokens + completion_tokens, reservation.tokens)
-    counts = {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "charged_tokens": charged,
-        "day": datetime.now(UTC).date(),
-    }
-    marked = await session.execute(_MARK_SETTLED, {"charge_id": reservation.charge_id, **counts})
-    if not marked.rowcount:  # type: ignore[attr-defined]
-        return await _settle_lapsed(session, reservation, {"state": "settled", **counts})
-    params = {
-        "account_id": reservation.account_id,
-        "charged_tokens": charged,
-        "reserved_tokens": reservation.tokens,
-    }
-    row = (await session.execute(_CHARGE, params)).one()
-    return Balance(row.usage, row.budget)
-
-
-async def _settle_lapsed(session: AsyncSession, reservation: Reservation, counts: dict[str, Any]) -> Balance:
-    """The reservation lapsed during a very long call (its tokens went back): under the account's row lock,
-    charge what still fits in the budget, and record that."""
-    account = await session.scalar(
-        select(GatewayAccount)
-        .where(GatewayAccount.id == reservation.account_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert account is not None
-    fits = max(0, min(counts["charged_tokens"], account.budget - account.usage - account.reserved))
-    account.usage += fits
-    session.add(
-        GatewayCharge(
-            account_id=account.id,
-            source=reservation.source,
-            reserved_tokens=0,
-            created_at=datetime.now(UTC),
-            **{**counts, "charged_tokens": fits},
-        )
-    )
-    await session.flush()
-    return Balance(account.usage, account.budget)
-
-
-async def release(session: AsyncSession, reservation: Reservation) -> None:
-    """Give the reservation back: the call failed, so it costs nothing and leaves no row."""
-    await _give_back(session, reservation.account_id, reservation.charge_id, reservation.tokens)
-
-
-async def _reply_reservation(session: AsyncSession, reply_id: uuid.UUID) -> tuple[Reservation, int] | None:
-    """The reservation held for chat reply `reply_id` and its prompt estimate, locked (a settlement and a
-    release of the same reply run one after the other), or None if there is none (any more)."""
-    row = (
-        await session.execute(
-            select(
-                GatewayCharge.id,
-                GatewayCharge.account_id,
-                GatewayCharge.reserved_tokens,
-                GatewayCharge.source,
-                GatewayCharge.prompt_tokens,
-            )
-            .where(GatewayCharge.inference_message_id == reply_id, GatewayCharge.state == "reserved")
-            .with_for_update()
-        )
-    ).first()
-    if row is None:
-        return None
-    return Reservation(row.account_id, row.id, row.reserved_tokens, row.source), row.prompt_tokens
-
-
 async def settle_reply(
     session: AsyncSession, reply_id: uuid.UUID, prompt_tokens: int | None, completion_tokens: int
-) -> Balance | None:
-    """Settle the reservation of a finished chat reply, if it has one: to the worker's counts, or when the
-    worker counted no prompt, to the estimate made at reservation. A reply whose reservation lapsed (it ran
-    past the TTL while its account ran short) is not charged: nothing says any more whose it was."""
-    found = await _reply_reservation(session, reply_id)
-    if found is None:
-        return None
-    reservation, estimate = found
-    return await settle(
-        session, reservation, estimate if prompt_tokens is None else prompt_tokens, completion_tokens
-    )
+) -> None:
+    """Settle the reservation of a finished reply, if it has one: to the worker's counts, or when the worker
+    counted no prompt, to the estimate made at reservation. A reply whose reservation lapsed (it ran past the
+    TTL while its account ran short) is not charged: its tokens went back to the account."""
+    params = {
+        "reply_id": reply_id,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "day": datetime.now(UTC).date(),
+    }
+    settled = (await session.execute(_SETTLE_REPLY, params)).first()
+    if settled is not None:
+        charge = {
+            "account_id": settled.account_id,
+            "charged_tokens": settled.charged_tokens,
+            "reserved_tokens": settled.reserved_tokens,
+        }
+        await session.execute(_CHARGE, charge)
 
 
 async def release_reply(session: AsyncSession, reply_id: uuid.UUID) -> None:
-    """Give back the reservation of a chat reply that failed, timed out, was cancelled or never ran."""
-    found = await _reply_reservation(session, reply_id)
-    if found is not None:
-        await release(session, found[0])
+    """Give back the reservation of a reply that failed, timed out, was cancelled or never ran: it costs
+    nothing and leaves no row."""
+    released = (await session.execute(_RELEASE_REPLY, {"reply_id": reply_id})).first()
+    if released is not None:
+        await _unreserve(session, released.account_id, released.reserved_tokens)
+
+
+async def _unreserve(session: AsyncSession, account_id: int, tokens: int) -> None:
+    charge = {"account_id": account_id, "charged_tokens": 0, "reserved_tokens": tokens}
+    await session.execute(_CHARGE, charge)
 
 
 async def _give_back(session: AsyncSession, account_id: int, charge_id: int, tokens: int) -> bool:
@@ -284,12 +212,7 @@ async def _give_back(session: AsyncSession, account_id: int, charge_id: int, tok
     )
     if not deleted.rowcount:  # type: ignore[attr-defined]
         return False  # settled, or lapsed already
-    await session.execute(
-        update(GatewayAccount)
-        .where(GatewayAccount.id == account_id)
-        .values(reserved=GatewayAccount.reserved - tokens)
-        .execution_options(synchronize_session=False)
-    )
+    await _unreserve(session, account_id, tokens)
     return True
 
 

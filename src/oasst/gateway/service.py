@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import random
 import secrets
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -436,9 +437,9 @@ async def ask(
     body: MessageCreate,
 ) -> AskRead:
     """Parrot's send-message, with a budget that holds. One transaction checks the key, reads the chat and
-    its history, reserves the call's bound and stores the work for the worker; a second, after the answer,
-    settles to the real usage and stores the instruction, question and reply. A failed call releases the
-    reservation and stores nothing of the chat."""
+    its history, stores the work for the worker and reserves the call's bound on its reply; the worker's
+    answer settles that reservation to the real usage (a failed or timed-out call releases it), and a second
+    transaction stores the instruction, question and reply. A failed call stores nothing of the chat."""
     settings = runtime.settings
     async with runtime.transaction() as session:
         account_id, key_hash = await known_account(session, settings, keys, token)
@@ -453,19 +454,22 @@ async def ask(
             work = await openai_service.prepare(runtime, request, _prompt(request), max_tokens, rng)
         except OpenAIError as error:
             raise _refusal(error) from error
-        cost = budgets.cost_bound([text for _, text in turns], max_tokens)
-        reservation = await budgets.reserve(session, settings, account_id, key_hash, cost, "chat")
         submitted = await openai_service.stage(session, work)
+        await budgets.reserve(
+            session,
+            settings,
+            account_id,
+            key_hash,
+            budgets.cost_bound([text for _, text in turns], max_tokens),
+            "chat",
+            reply_id=submitted.message_id,
+            prompt_estimate=submitted.prompt_tokens,
+        )
     try:
         content, usage = await _answer(runtime, submitted)
-    except BaseException as error:
-        async with runtime.transaction() as session:
-            await budgets.release(session, reservation)
-        if isinstance(error, OpenAIError):
-            raise _refusal(error) from error
-        raise
+    except OpenAIError as error:
+        raise _refusal(error) from error
     async with runtime.transaction() as session:
-        balance = await budgets.settle(session, reservation, usage.prompt_tokens, usage.completion_tokens)
         now = datetime.now(UTC)
         for role, text in new_turns:
             session.add(
@@ -483,7 +487,9 @@ async def ask(
         )
         session.add(reply)
         await session.flush()
-    over = balance.usage >= settings.gateway_soft_limit * balance.budget
+        account = await repository.account(session, account_id, active_only=False)
+    assert account is not None  # accounts are deactivated, never deleted
+    over = account.usage >= settings.gateway_soft_limit * account.budget
     return AskRead.model_validate({**MessageRead.model_validate(reply).model_dump(), "over_soft_limit": over})
 
 
@@ -493,21 +499,25 @@ async def ask(
 class AccountMeter:
     """Charges an account for a /v1 call through the same budget (the openai_api Meter protocol)."""
 
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], settings: Settings, account_id: int, key_hash: str
-    ) -> None:
-        self.sessions = sessions
+    def __init__(self, settings: Settings, account_id: int, key_hash: str) -> None:
         self.settings = settings
         self.account_id = account_id
         self.key_hash = key_hash
-        self.reservation: budgets.Reservation | None = None
 
-    async def reserve(self, session: AsyncSession, prompt: Prompt, max_tokens: int) -> None:
+    async def reserve(
+        self, session: AsyncSession, prompt: Prompt, max_tokens: int, reply_id: uuid.UUID
+    ) -> None:
         texts = [text for _, text in prompt.turns] + ([prompt.system] if prompt.system else [])
-        cost = budgets.cost_bound(texts, max_tokens)
         try:
-            self.reservation = await budgets.reserve(
-                session, self.settings, self.account_id, self.key_hash, cost, "v1"
+            await budgets.reserve(
+                session,
+                self.settings,
+                self.account_id,
+                self.key_hash,
+                budgets.cost_bound(texts, max_tokens),
+                "v1",
+                reply_id=reply_id,
+                prompt_estimate=prompt.estimated_tokens(),
             )
         except GatewayError as error:
             if error.status == 401:
@@ -517,18 +527,6 @@ class AccountMeter:
             raise OpenAIError(
                 429, error.message, type_="insufficient_quota", code="insufficient_quota"
             ) from None
-
-    async def settle(self, usage: Usage) -> None:
-        if self.reservation is not None:
-            async with transaction(self.sessions) as session:
-                await budgets.settle(session, self.reservation, usage.prompt_tokens, usage.completion_tokens)
-            self.reservation = None
-
-    async def release(self) -> None:
-        if self.reservation is not None:
-            async with transaction(self.sessions) as session:
-                await budgets.release(session, self.reservation)
-            self.reservation = None
 
 
 async def account_meter(
@@ -551,7 +549,7 @@ async def account_meter(
         account_id = account.id
         if keys is not None:
             keys.put(key_hash, account_id)
-    return AccountMeter(sessions, settings, account_id, key_hash)
+    return AccountMeter(settings, account_id, key_hash)
 
 
 # --- usage reports ------------------------------------------------------------------------------------------

@@ -131,6 +131,7 @@ class InferenceRuntime:
                     "OASST_INFERENCE_AUTH_SECRET is not set: tokens are valid until this process ends"
                 )
         self.process_id = uuid.uuid4().hex
+        self.operator_id = ""  # set by start()
         self.queue: WorkQueue
         self.streams: MessageStreams
         self.workers: WorkerRegistry
@@ -165,16 +166,18 @@ class InferenceRuntime:
             self.metrics.inference_rejected.labels(reason).inc()
 
     async def start(self) -> None:
-        """With Redis, start telling the other processes which models this one's workers serve. In memory,
-        queue again what was pending when this server last stopped (its queue died with it; Redis keeps its
-        own); a worker takes each at most once, as a message is started only while it is pending."""
+        """Make sure the operator user exists (it owns the chats of /v1 requests). With Redis, start telling
+        the other processes which models this one's workers serve. In memory, queue again what was pending
+        when this server last stopped (its queue died with it; Redis keeps its own); a worker takes each at
+        most once, as a message is started only while it is pending."""
         if self._directory is not None and isinstance(self.workers, SharedWorkerRegistry):
             self._announcing = asyncio.create_task(self._announce(self._directory, self.workers))
-        if isinstance(self.queue, MemoryWorkQueue):
-            async with self.transaction() as session:
-                pending = await repository.pending_messages(session)
-            for message_id, compat_hash in pending:
-                await self.queue.put(compat_hash, str(message_id), force=True)
+        in_memory = isinstance(self.queue, MemoryWorkQueue)
+        async with self.transaction() as session:
+            self.operator_id = await service.ensure_operator(session)
+            pending = await repository.pending_messages(session) if in_memory else []
+        for message_id, compat_hash in pending:
+            await self.queue.put(compat_hash, str(message_id), force=True)
 
     async def _announce(self, directory: RedisWorkerModels, workers: SharedWorkerRegistry) -> None:
         failing = False

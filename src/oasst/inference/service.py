@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oasst.accounts import service as accounts
 from oasst.collection.auth import service as api_clients
 from oasst.config import Settings
+from oasst.db.dml import insert_ignore
 from oasst.db.models import (
     ApiClient,
     Chat,
@@ -210,6 +211,26 @@ async def local_login(
         raise InferenceError(401, "Invalid username or password")
     user = await ensure_user(session, "local", str(account.id), account.display_name)
     return await issue_tokens(session, settings, secret, user.id)
+
+
+# The user owning the chats of API requests (/v1 and the gateway's asks); no login can produce its provider.
+OPERATOR_PROVIDER = "openai_api"
+OPERATOR_ACCOUNT = "operator"
+
+
+async def ensure_operator(session: AsyncSession) -> str:
+    """The operator user's id, created by the first server start (a process starting beside it inserts
+    nothing)."""
+    values = {
+        "id": f"{OPERATOR_PROVIDER}-{uuid.uuid4().hex}",
+        "provider": OPERATOR_PROVIDER,
+        "provider_account_id": OPERATOR_ACCOUNT,
+        "display_name": "OpenAI-compatible API",
+    }
+    await insert_ignore(session, InferenceUser, values, ["provider", "provider_account_id"])
+    user = await repository.user_by_provider(session, OPERATOR_PROVIDER, OPERATOR_ACCOUNT)
+    assert user is not None  # just inserted, or there before: users are anonymised, never deleted
+    return user.id
 
 
 async def ensure_user(

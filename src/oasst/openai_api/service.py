@@ -1,12 +1,12 @@
 """The OpenAI-compatible API's work: key check, models, and completions run through the inference queue.
 
-A request becomes what the worker protocol already carries: a hidden chat of the operator user (provider
-`openai_api`) with the request's turns and a pending assistant message, queued for the model like any chat
-reply, so the same workers, re-queueing and timeouts apply. The rows stay (as other chats do); the API itself
-never reads them back. Stop sequences are applied here, on the streamed text (the worker protocol has no
-field for them). Counts: exact when the worker sends them (`usage` on its generated_text, which a worker
-with the model's tokenizer does); otherwise completion tokens are the token packets the worker sent and prompt
-tokens are estimated as one per four characters of the prompt, rounded up.
+A request becomes what the worker protocol already carries: a hidden chat of the operator user (see
+`ensure_operator` in the inference service) with the request's turns and a pending assistant message, queued
+for the model like any chat reply, so the same workers, re-queueing and timeouts apply. The rows stay (as
+other chats do); the API itself never reads them back. Stop sequences are applied here, on the streamed text
+(the worker protocol has no field for them). Counts: exact when the worker sends them (`usage` on its
+generated_text, which a worker with the model's tokenizer does); otherwise completion tokens are the token
+packets the worker sent and prompt tokens are estimated as one per four characters of the prompt, rounded up.
 """
 
 from __future__ import annotations
@@ -23,10 +23,8 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oasst.db.dml import insert_ignore
-from oasst.db.models import Chat, ChatMessage, InferenceUser
+from oasst.db.models import Chat, ChatMessage
 from oasst.db.models.inference import uuid7
-from oasst.inference import repository
 from oasst.inference import service as inference_service
 from oasst.inference.deps import InferenceRuntime
 from oasst.protocol.inference import (
@@ -60,9 +58,6 @@ from oasst.protocol.openai import (
 )
 from oasst.worker.prompts import StopBuffer
 
-# The operator user owning the chats of /v1 requests; its provider is one no login can produce.
-OPERATOR_PROVIDER = "openai_api"
-OPERATOR_ACCOUNT = "operator"
 DEFAULT_MAX_TOKENS = 1024
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -137,7 +132,6 @@ class Submitted:
     prompt_tokens: int
     max_tokens: int
     stop: list[str]
-    meter: Meter | None = None
 
 
 @dataclass(frozen=True)
@@ -148,15 +142,14 @@ class Finished:
 
 
 class Meter(Protocol):
-    """Charges the caller of a request (a gateway account; the operator key has none): reserve in the
-    transaction that stores the work, then settle to the usage the answer reports, or release when the call
-    fails."""
+    """Charges the caller of a request (a gateway account; the operator key has none). It reserves the
+    request's bound on the reply's message, in the transaction that stores the work; the worker connection
+    settles that reservation to the reply's usage in the transaction that stores the reply, or releases it
+    when the reply fails or times out (see the inference service's work lifecycle)."""
 
-    async def reserve(self, session: AsyncSession, prompt: Prompt, max_tokens: int) -> None: ...
-
-    async def settle(self, usage: Usage) -> None: ...
-
-    async def release(self) -> None: ...
+    async def reserve(
+        self, session: AsyncSession, prompt: Prompt, max_tokens: int, reply_id: uuid.UUID
+    ) -> None: ...
 
 
 def _text(message: ChatMessageParam, index: int) -> str:
@@ -191,21 +184,6 @@ def chat_prompt(body: ChatCompletionRequest) -> Prompt:
     return Prompt("\n\n".join(systems) if systems else None, turns)
 
 
-async def _operator(session: AsyncSession) -> str:
-    """The operator user's id, created by the first request (a concurrent twin inserts nothing)."""
-    account = {"provider": OPERATOR_PROVIDER, "provider_account_id": OPERATOR_ACCOUNT}
-    values = {
-        "id": f"{OPERATOR_PROVIDER}-{uuid.uuid4().hex}",
-        **account,
-        "display_name": "OpenAI-compatible API",
-    }
-    await insert_ignore(session, InferenceUser, values, ["provider", "provider_account_id"])
-    user = await repository.user_by_provider(session, OPERATOR_PROVIDER, OPERATOR_ACCOUNT)
-    if user is None:  # deleted between the two statements
-        raise OpenAIError(503, "The operator user is being changed; try again.", type_="server_error")
-    return user.id
-
-
 def _check_common(body: SamplingRequest) -> None:
     if body.n not in (None, 1):
         raise OpenAIError(400, "Only n=1 is supported.", param="n")
@@ -231,6 +209,7 @@ class Work:
 
     model: ModelConfig
     name: str
+    operator: str  # the user owning the request's chat (see InferenceRuntime.operator_id)
     prompt: Prompt
     parameters: WorkParameters
     stop: list[str]
@@ -275,20 +254,17 @@ async def prepare(
         )
     except ValidationError as error:  # the work parameters' own limits (a system prompt of 4096 characters)
         raise OpenAIError(400, f"The request exceeds a limit of the worker protocol: {error}") from error
-    return Work(model, body.model, prompt, parameters, body.stop_sequences())
+    return Work(model, body.model, runtime.operator_id, prompt, parameters, body.stop_sequences())
 
 
 async def stage(session: AsyncSession, work: Work, meter: Meter | None = None) -> Submitted:
-    """In the caller's transaction: reserve the cost with the meter, and store the request as a hidden chat
-    of the operator user with a pending assistant message. Queue it with `dispatch` once committed."""
+    """In the caller's transaction: store the request as a hidden chat of the operator user with a pending
+    assistant message, and reserve its cost with the meter. Queue it with `dispatch` once committed."""
     max_tokens = work.parameters.sampling_parameters.max_new_tokens
-    if meter is not None:
-        await meter.reserve(session, work.prompt, max_tokens)
     now = datetime.now(UTC)
-    operator = await _operator(session)
     chat = Chat(
         id=uuid7(),
-        user_id=operator,
+        user_id=work.operator,
         created_at=now,
         modified_at=now,
         title="OpenAI-compatible API",
@@ -323,6 +299,8 @@ async def stage(session: AsyncSession, work: Work, meter: Meter | None = None) -
     session.add(stub)
     chat.active_thread_tail_message_id = stub.id
     await session.flush()
+    if meter is not None:  # last: the account's row stays locked only until the commit that follows
+        await meter.reserve(session, work.prompt, max_tokens, stub.id)
     return Submitted(
         stub.id,
         now,
@@ -331,18 +309,12 @@ async def stage(session: AsyncSession, work: Work, meter: Meter | None = None) -
         work.prompt.estimated_tokens(),
         max_tokens,
         work.stop,
-        meter,
     )
 
 
 async def dispatch(runtime: InferenceRuntime, submitted: Submitted) -> None:
-    """Queue a committed request for the workers (its meter's reservation goes back if that fails)."""
-    try:
-        await runtime.queue.put(submitted.compat_hash, str(submitted.message_id), force=True)
-    except BaseException:
-        if submitted.meter is not None:
-            await submitted.meter.release()
-        raise
+    """Queue a committed request for the workers."""
+    await runtime.queue.put(submitted.compat_hash, str(submitted.message_id), force=True)
 
 
 async def submit(
@@ -429,36 +401,9 @@ def usage_of(submitted: Submitted, finished: Finished) -> Usage:
     )
 
 
-async def _metered(runtime: InferenceRuntime, submitted: Submitted) -> AsyncIterator[str | Finished | None]:
-    """generate(), charging the caller's meter: settled to the usage once finished, released when the call
-    fails; a reader that stops early (a client gone mid-stream) pays for the prompt and the pieces it got."""
-    meter = submitted.meter
-    if meter is None:
-        async for item in generate(runtime, submitted):
-            yield item
-        return
-    pieces = 0
-    done = False
-    try:
-        async for item in generate(runtime, submitted):
-            if isinstance(item, Finished):
-                done = True
-                await meter.settle(usage_of(submitted, item))
-            elif item is not None:
-                pieces += 1
-            yield item
-    except OpenAIError:
-        done = True
-        await meter.release()
-        raise
-    finally:
-        if not done:
-            await meter.settle(usage_of(submitted, Finished("stop", pieces)))
-
-
 async def collect(runtime: InferenceRuntime, submitted: Submitted) -> tuple[str, Finished]:
     pieces: list[str] = []
-    async for item in _metered(runtime, submitted):
+    async for item in generate(runtime, submitted):
         if isinstance(item, Finished):
             return "".join(pieces), item
         if item is not None:
@@ -605,7 +550,7 @@ async def _stream_lines(
     `stream_options.include_usage`, as OpenAI does. A failure ends the stream with an error chunk.
     """
     try:
-        async for item in _metered(runtime, submitted):
+        async for item in generate(runtime, submitted):
             if item is None:
                 yield ": keep-alive\n\n"
             elif isinstance(item, str):

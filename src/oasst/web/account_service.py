@@ -96,7 +96,8 @@ async def leave_course(session: AsyncSession, user: SignedIn) -> None:
 async def delete(session: AsyncSession, client: ApiClient, user: SignedIn, password: str) -> None:
     """Delete the person as the core deletes users (upstream's account deletion): the contributor is
     anonymised (messages stay, the leaderboards forget them), the chat user too (chats stay, tokens stop);
-    a local account, once its password is confirmed, is removed, so nobody can sign in with it again."""
+    a local account, once its password is confirmed, is removed, so nobody can sign in with it again; an
+    OAuth account's name and role here are forgotten."""
     account = await _own_account(session, user) if user.kind == "local" else None
     if account is not None:
         await _check_password(account, password)
@@ -105,3 +106,5 @@ async def delete(session: AsyncSession, client: ApiClient, user: SignedIn, passw
     await inference.delete_user(session, await service.chat_user(session, user))
     if account is not None:
         await accounts.delete(session, account)
+    elif user.kind != "dev":
+        await service.forget_oauth_account(session, user)

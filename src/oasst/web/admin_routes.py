@@ -1,10 +1,12 @@
 """The moderators' and admins' pages beyond flags and accounts: editing, deleting and restoring messages, the
-trollboard and a contributor's page, API clients, and the status of the tree manager and the workers."""
+trollboard and a contributor's page, the roles of OAuth accounts, API clients, and the status of the tree
+manager and the workers."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import HTMLResponse, Response
@@ -22,6 +24,7 @@ from oasst.web import admin_service, service
 from oasst.web.deps import AdminDep, ModeratorDep, PageDep
 from oasst.web.errors import core_text
 from oasst.web.i18n import TASK_LANGS
+from oasst.web.oauth import PROVIDERS
 
 Enabled = Annotated[bool, Form()]
 ClientText = Annotated[str, Form(max_length=256)]
@@ -36,6 +39,8 @@ def add_routes(router: APIRouter) -> None:
     router.add_api_route("/moderation/trollboard", trollboard, methods=["GET"])
     router.add_api_route("/moderation/users/{user_id}", user_page, methods=["GET"])
     router.add_api_route("/moderation/users/{user_id}", set_user_enabled, methods=["POST"])
+    router.add_api_route("/admin/people", people, methods=["GET"])
+    router.add_api_route("/admin/people/{account_id}", set_person_role, methods=["POST"])
     router.add_api_route("/admin/api_clients", api_clients, methods=["GET"])
     router.add_api_route("/admin/api_clients", create_api_client, methods=["POST"])
     router.add_api_route("/admin/api_clients/{client_id}", set_api_client_enabled, methods=["POST"])
@@ -116,7 +121,7 @@ async def trollboard(
 async def user_page(
     page: PageDep, session: SessionDep, moderator: ModeratorDep, user_id: uuid.UUID
 ) -> HTMLResponse:
-    view = await admin_service.user_view(session, page.client, user_id)
+    view = await admin_service.user_view(session, page.settings, page.client, user_id)
     return page.render("moderation_user.html", view=view)
 
 
@@ -129,6 +134,30 @@ async def set_user_enabled(
 
 
 # --- administration ----------------------------------------------------------------------------------------
+
+
+async def people(
+    page: PageDep, session: SessionDep, admin: AdminDep, q: Annotated[str, Query(max_length=128)] = ""
+) -> HTMLResponse:
+    """The people who sign in with Discord, GitHub or Google, and their roles here."""
+    found = await admin_service.oauth_people(session, page.settings, q)
+    titles = {name: provider.title for name, provider in PROVIDERS.items()}
+    return page.render(
+        "admin_people.html", people=found, q=q, titles=titles, shown=admin_service.OAUTH_ACCOUNTS_SHOWN
+    )
+
+
+async def set_person_role(
+    page: PageDep,
+    session: SessionDep,
+    admin: AdminDep,
+    account_id: uuid.UUID,
+    role: Annotated[str, Form(max_length=16)],
+    q: Annotated[str, Form(max_length=128)] = "",
+) -> Response:
+    """Make a person who signs in through OAuth a volunteer, a moderator or an admin (admins only)."""
+    await admin_service.set_oauth_role(session, page.settings, admin, account_id, role)
+    return page.redirect(f"/admin/people?{urlencode({'q': q})}" if q else "/admin/people")
 
 
 async def api_clients(page: PageDep, session: SessionDep, admin: AdminDep) -> HTMLResponse:

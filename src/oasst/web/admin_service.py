@@ -1,5 +1,6 @@
 """What the moderation and administration pages do beyond the task loop: message edits with their history,
-a user's messages, API clients, and the state of the tree manager and the inference workers at a glance."""
+a user's messages and role, the roles of OAuth accounts, API clients, and the state of the tree manager and
+the inference workers at a glance."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oasst.accounts import service as accounts
 from oasst.collection.auth import service as auth_service
 from oasst.collection.messages import service as messages_service
 from oasst.collection.messages.schemas import (
@@ -20,11 +23,11 @@ from oasst.collection.messages.schemas import (
 )
 from oasst.collection.stats import repository as stats_repository
 from oasst.collection.stats import service as stats_service
-from oasst.collection.stats.schemas import SystemStats, TreeMessageCountStats
+from oasst.collection.stats.schemas import TreeMessageCountStats
 from oasst.collection.users import repository as users_repository
 from oasst.collection.users import service as users_service
 from oasst.config import Settings
-from oasst.db.models import ApiClient, Message, User
+from oasst.db.models import ApiClient, Message, OAuthAccount, User
 from oasst.errors import OasstError
 from oasst.inference import repository as inference_repository
 from oasst.inference import service as inference_service
@@ -33,7 +36,7 @@ from oasst.protocol import collection as wire
 from oasst.protocol.collection import ErrorCode, TreeState
 from oasst.protocol.inference import ModelConfig
 from oasst.protocol.worker import WorkerMetricsInfo
-from oasst.web import service
+from oasst.web import repository, service
 from oasst.web.errors import core_text
 from oasst.web.i18n import N_
 from oasst.web.sessions import SignedIn
@@ -86,22 +89,101 @@ async def edit(
 
 
 @dataclass(frozen=True)
+class RoleControl:
+    """A contributor's role on the web UI, and the admin page where it is changed."""
+
+    role: str
+    href: str
+
+
+async def role_control(
+    session: AsyncSession, settings: Settings, client: ApiClient, user: User
+) -> RoleControl | None:
+    """Where the role of the person behind `user` is kept: their local account or their OAuth account. None
+    for the development sign-in (its role is chosen at each sign-in) and for other API clients' users."""
+    sign_in = service.sign_in_of(client, user)
+    if sign_in is None or sign_in[0] == "dev":
+        return None
+    kind, account_id = sign_in
+    if kind == "local":
+        try:
+            local = await accounts.get_by_id(session, uuid.UUID(account_id))
+        except ValueError:
+            return None
+        return RoleControl(local.role, f"/admin/accounts#account-{local.username}") if local else None
+    oauth = await repository.oauth_account(session, kind, account_id)
+    if oauth is None:
+        return None
+    return RoleControl(service.oauth_role(settings, oauth), f"/admin/people?{urlencode({'q': account_id})}")
+
+
+@dataclass(frozen=True)
 class UserView:
-    """A contributor as moderators see them: the row and their newest messages, deleted ones included."""
+    """A contributor as moderators see them: the row, their newest messages (deleted ones included) and
+    their role on the web UI (if they sign in here)."""
 
     user: User
     messages: list[wire.Message]
+    role: RoleControl | None
 
 
 async def user_view(
-    session: AsyncSession, client: ApiClient, user_id: uuid.UUID, max_count: int = 50
+    session: AsyncSession, settings: Settings, client: ApiClient, user_id: uuid.UUID, max_count: int = 50
 ) -> UserView:
     user = await users_service.get_visible(session, client, user_id)
     where = MessageFilter(user_id=user.id, include_deleted=True)
     messages = await messages_service.listing(
         session, client, None, where, MessageListingParams(max_count=max_count, include_deleted=True)
     )
-    return UserView(user, messages)
+    return UserView(user, messages, await role_control(session, settings, client, user))
+
+
+# --- roles of OAuth accounts -------------------------------------------------------------------------------
+
+OAUTH_ACCOUNTS_SHOWN = 100
+
+
+@dataclass(frozen=True)
+class OAuthPerson:
+    """An OAuth account as the admins see it: its role now and the least the settings give it."""
+
+    account: OAuthAccount
+    role: str
+    configured: str
+
+
+async def oauth_people(session: AsyncSession, settings: Settings, search: str) -> list[OAuthPerson]:
+    """The OAuth accounts whose name contains `search` or whose id it is (the first ones, staff first)."""
+    rows = await repository.oauth_accounts(session, search.strip(), OAUTH_ACCOUNTS_SHOWN)
+    return [
+        OAuthPerson(
+            row,
+            service.oauth_role(settings, row),
+            service.configured_role(settings, row.provider, row.account_id),
+        )
+        for row in rows
+    ]
+
+
+async def set_oauth_role(
+    session: AsyncSession, settings: Settings, admin: SignedIn, account_id: uuid.UUID, role: str
+) -> OAuthAccount:
+    """Give an OAuth account a role: never one's own (an admin cannot demote themselves by mistake, so the
+    last admin stays), never below the one the settings give it."""
+    account = await repository.oauth_account_by_id(session, account_id)
+    if account is None:
+        raise OasstError(N_("There is no such person."), ErrorCode.GENERIC_ERROR, 404)
+    if (admin.kind, admin.id) == (account.provider, account.account_id):
+        raise service.bad_input(N_("You cannot change your own role: ask another admin."))
+    new = accounts.check_role(role)
+    configured = service.configured_role(settings, account.provider, account.account_id)
+    if accounts.ROLES.index(new) < accounts.ROLES.index(configured):
+        raise service.bad_input(
+            N_("The server's settings (ADMIN_USERS, MODERATOR_USERS) give this person a higher role.")
+        )
+    account.role = new
+    await session.flush()
+    return account
 
 
 # --- API clients -------------------------------------------------------------------------------------------
@@ -160,10 +242,23 @@ class TreeCounts:
 
 async def tree_counts(session: AsyncSession) -> TreeCounts:
     by_state: dict[str, dict[str, int]] = {state.value: {} for state in TreeState}
-    for row in await stats_repository.tree_states_by_lang(session):
-        by_state.setdefault(row["state"], {})[row["lang"]] = row["count"]
+    for state, lang, count in await repository.trees_by_state_and_lang(session):
+        by_state.setdefault(state, {})[lang] = count
     langs = sorted({lang for counts in by_state.values() for lang in counts})
     return TreeCounts(by_state, langs)
+
+
+@dataclass(frozen=True)
+class MessageCounts:
+    """Live and deleted messages (one scan of the table: the language split and the tree count of the
+    stats API would take two more, and the page shows neither)."""
+
+    active: int
+    deleted: int
+
+    @classmethod
+    def of(cls, by_deleted: dict[bool, int]) -> MessageCounts:
+        return cls(by_deleted.get(False, 0), by_deleted.get(True, 0))
 
 
 @dataclass(frozen=True)
@@ -192,7 +287,7 @@ class ModelLoad:
 @dataclass(frozen=True)
 class Status:
     trees: TreeCounts
-    messages: SystemStats
+    messages: MessageCounts
     active_trees: list[TreeMessageCountStats]
     active_tree_count: int
     task_lang: str
@@ -267,7 +362,7 @@ async def status(
     active = await stats_service.tree_message_counts(session, only_active=True)
     return Status(
         trees=await tree_counts(session),
-        messages=await stats_service.system_stats(session),
+        messages=MessageCounts.of(await stats_repository.message_counts_by_deleted(session)),
         active_trees=active[:ACTIVE_TREES_SHOWN],
         active_tree_count=len(active),
         task_lang=lang,

@@ -113,7 +113,9 @@ async def _signed_in(page: PageDep, session: SessionDep) -> SignedIn:
     user = page.session.user
     if user is None:
         raise SignInRequired(page.request.url.path)
-    current = await service.refresh(session, user, dev_allowed=dev_sign_in_allowed(page.settings))
+    current = await service.refresh(
+        session, page.settings, user, dev_allowed=dev_sign_in_allowed(page.settings)
+    )
     if current is None:
         page.session.sign_out()
         raise SignInRequired(page.request.url.path)

@@ -22,7 +22,7 @@ from oasst.protocol.collection import ErrorCode
 from oasst.web import service
 from oasst.web.deps import Page, PageDep, safe_next, sign_in_rate_limited
 from oasst.web.i18n import N_
-from oasst.web.sessions import OAuthPending, SignedIn
+from oasst.web.sessions import OAuthPending
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,9 @@ async def callback(
     if identity is None:
         message = N_("%(provider)s did not confirm who you are. Please try again later.")
         raise _refused(page, 502, message, chosen)
-    user = SignedIn(chosen.name, identity.account_id, identity.name, "user")
+    user = await service.oauth_sign_in(
+        session, page.settings, chosen.name, identity.account_id, identity.name
+    )
     await service.contributor(session, page.client, user)
     page.session.sign_in(user)
     return page.redirect(pending.next)

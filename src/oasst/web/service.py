@@ -31,7 +31,8 @@ from oasst.collection.tasks import repository as tasks_repository
 from oasst.collection.tasks import service as tasks_service
 from oasst.collection.users import service as users_service
 from oasst.config import Settings
-from oasst.db.models import ApiClient, InferenceUser, LocalAccount, Message, Task, User
+from oasst.db.base import utcnow
+from oasst.db.models import ApiClient, InferenceUser, LocalAccount, Message, OAuthAccount, Task, User
 from oasst.errors import OasstError
 from oasst.gateway import service as gateway_service
 from oasst.inference import service as inference
@@ -53,7 +54,7 @@ from oasst.protocol.inference import (
 )
 from oasst.web import repository
 from oasst.web.i18n import N_
-from oasst.web.sessions import SignedIn
+from oasst.web.sessions import SignedIn, SignInKind
 
 WEB_FRONTEND_TYPE = "oasst-web"
 LIKERT_STEPS = 4  # a likert label is chosen on 0..4 and stored as 0..1
@@ -111,6 +112,19 @@ def wire_user(user: SignedIn) -> wire.User:
     return wire.User(id=username, display_name=user.name, auth_method="local")
 
 
+def sign_in_of(client: ApiClient, row: User) -> tuple[str, str] | None:
+    """The sign-in (kind, id) that contributes as the frontend user `row` (wire_user backwards); None for a
+    user of another API client."""
+    if row.api_client_id != client.id:
+        return None
+    if row.auth_method != "local":
+        return row.auth_method, row.username
+    prefix, colon, rest = row.username.partition(":")
+    if colon and (prefix == "github" or prefix == "dev"):
+        return prefix, rest
+    return "local", row.username
+
+
 async def contributor(session: AsyncSession, client: ApiClient, user: SignedIn) -> User:
     """The frontend user row of a signed-in person (created on first sight)."""
     return await users_service.get_or_create(session, client, wire_user(user))
@@ -141,13 +155,45 @@ async def register(session: AsyncSession, username: str, password: str, display_
     return _signed_in(await accounts.register(session, username, password, display_name or None))
 
 
-async def refresh(session: AsyncSession, user: SignedIn, *, dev_allowed: bool) -> SignedIn | None:
-    """The person as they are now (a local account's role and name), or None if they may no longer be signed
-    in: the account was removed or disabled, or the development sign-in was turned off since."""
+def configured_role(settings: Settings, provider: str, account_id: str) -> str:
+    """The role the settings give an OAuth account at least (ADMIN_USERS, MODERATOR_USERS), else "user"."""
+    return settings.web_roles.get((provider, account_id), "user")
+
+
+def oauth_role(settings: Settings, account: OAuthAccount) -> str:
+    """The role an OAuth account has: the one given here, or the configured one if that is higher."""
+    configured = configured_role(settings, account.provider, account.account_id)
+    return max(account.role, configured, key=accounts.ROLES.index)
+
+
+async def oauth_sign_in(
+    session: AsyncSession, settings: Settings, kind: SignInKind, account_id: str, name: str
+) -> SignedIn:
+    """A person the provider `kind` confirmed: their OAuth account (made at the first sign-in, with the role
+    "user") keeps the provider's name for them and the time."""
+    account = await repository.oauth_account(session, kind, account_id)
+    if account is None:
+        values = {"provider": kind, "account_id": account_id, "display_name": name}
+        await repository.add_oauth_account_once(session, values)
+        account = await repository.oauth_account(session, kind, account_id)
+        assert account is not None
+    account.display_name, account.signed_in_at = name, utcnow()
+    await session.flush()
+    return SignedIn(kind, account_id, name, oauth_role(settings, account))
+
+
+async def refresh(
+    session: AsyncSession, settings: Settings, user: SignedIn, *, dev_allowed: bool
+) -> SignedIn | None:
+    """The person as they are now (the role and name of a local or OAuth account), or None if they may no
+    longer be signed in: the account was removed or disabled, or the development sign-in was turned off."""
     if user.kind == "dev":
         return user if dev_allowed else None
-    if user.kind != "local":  # signed in through an OAuth provider: there is no account here to check
-        return user
+    if user.kind != "local":
+        oauth = await repository.oauth_account(session, user.kind, user.id)
+        if oauth is None:  # deleted in another browser: no role but the configured one
+            return SignedIn(user.kind, user.id, user.name, configured_role(settings, user.kind, user.id))
+        return SignedIn(user.kind, user.id, oauth.display_name, oauth_role(settings, oauth))
     try:
         account = await accounts.get_by_id(session, uuid.UUID(user.id))
     except ValueError:
@@ -368,7 +414,8 @@ class Flagged:
 async def flagged(session: AsyncSession, max_count: int = 100) -> list[Flagged]:
     """The newest unprocessed flags with their messages."""
     flags = [row for row in await admin_service.flagged_messages(session, max_count) if not row.processed]
-    return [Flagged(row, await messages_service.get(session, row.message_id)) for row in flags]
+    messages = await repository.messages_by_id(session, [row.message_id for row in flags])
+    return [Flagged(row, messages[row.message_id]) for row in flags if row.message_id in messages]
 
 
 # --- administration ---------------------------------------------------------------------------------------
@@ -390,6 +437,11 @@ async def change_account(
     if enabled is not None:
         account = await accounts.set_enabled(session, username, enabled)
     return account
+
+
+async def forget_oauth_account(session: AsyncSession, user: SignedIn) -> None:
+    """Remove the OAuth account of a person who deletes themselves (their name and role here)."""
+    await repository.delete_oauth_account(session, user.kind, user.id)
 
 
 # --- reading -----------------------------------------------------------------------------------------------

@@ -231,6 +231,15 @@ _TREE = (
 )
 _TREE_FOR_UPDATE = _TREE.with_for_update()
 _TREE_MESSAGES = select(*ACTIVE_COLUMNS).where(Message.message_tree_id == bindparam("tree_id"))
+# A tree's messages, the one reviewed repeated once per label set of its finished review tasks.
+_TREE_AND_REVIEWS = (
+    select(*ACTIVE_COLUMNS, TextLabels.labels)
+    .outerjoin(
+        join(TextLabels, Task, and_(Task.id == TextLabels.task_id, Task.done.is_(True))),
+        and_(TextLabels.message_id == Message.id, Message.id == bindparam("message_id")),
+    )
+    .where(Message.message_tree_id == bindparam("tree_id"))
+)
 # A message and its tree's state row, the tree locked on PostgreSQL.
 _MESSAGE_AND_TREE = (
     select(Message, MessageTreeState)
@@ -372,14 +381,18 @@ async def lock_tree_of(
     return None if row is None else (row[0], row[1])
 
 
-async def done_review_labels(session: AsyncSession, message_id: uuid.UUID) -> list[dict[str, Any]]:
-    """Label sets of the finished review tasks of a message (free labels and reports do not count)."""
-    rows = await session.scalars(
-        select(TextLabels.labels)
-        .join(Task, and_(Task.id == TextLabels.task_id, Task.done.is_(True)))
-        .where(TextLabels.message_id == message_id)
-    )
-    return list(rows)
+async def tree_and_reviews(
+    session: AsyncSession, tree_id: uuid.UUID, message_id: uuid.UUID
+) -> tuple[list[ActiveMessage], list[dict[str, Any]]]:
+    """Every message of a tree, and the label sets of the finished review tasks of one of them (free labels
+    and reports do not count), in one query."""
+    messages: dict[uuid.UUID, ActiveMessage] = {}
+    reviews: list[dict[str, Any]] = []
+    for row in await session.execute(_TREE_AND_REVIEWS, {"tree_id": tree_id, "message_id": message_id}):
+        messages.setdefault(row.id, _active(row))
+        if row.labels is not None:
+            reviews.append(row.labels)
+    return list(messages.values()), reviews
 
 
 async def ranking_reactions(session: AsyncSession, parent_ids: list[uuid.UUID]) -> list[MessageReaction]:

@@ -111,29 +111,45 @@ async def on_review(
     config = settings.tree_manager
     is_root = message.parent_id is None
     needed = config.num_reviews_initial_prompt if is_root else config.num_reviews_reply
-    if message.review_count < needed or message.review_result is True:
-        if not is_root and tree.state == TreeState.growing:
-            await check_growing(session, tree, config, rng)
+    decides = message.review_count >= needed and message.review_result is not True
+    grows = not is_root and tree.state == TreeState.growing
+    if not decides and not grows:
         return
-    threshold = config.acceptance_threshold_initial_prompt if is_root else config.acceptance_threshold_reply
-    accepted = acceptance_score(await repository.done_review_labels(session, message.id)) > threshold
-    if accepted:
-        message.review_result = True
-    elif message.review_result is None:
-        message.review_result = False
-    await session.flush()
-    if is_root and tree.state == TreeState.initial_prompt_review:
-        target = TreeState.prompt_lottery_waiting if accepted else TreeState.aborted_low_grade
-        await enter_state(session, tree, target, config, rng)
-    elif not is_root and tree.state == TreeState.growing:
-        await check_growing(session, tree, config, rng)
+    messages, reviews = await repository.tree_and_reviews(session, tree.message_tree_id, message.id)
+    if decides:
+        threshold = (
+            config.acceptance_threshold_initial_prompt if is_root else config.acceptance_threshold_reply
+        )
+        accepted = acceptance_score(reviews) > threshold
+        if accepted:
+            message.review_result = True
+        elif message.review_result is None:
+            message.review_result = False
+        await session.flush()
+        for m in messages:  # read before the decision: keep it in step
+            if m.id == message.id:
+                m.review_result = message.review_result
+        if is_root and tree.state == TreeState.initial_prompt_review:
+            target = TreeState.prompt_lottery_waiting if accepted else TreeState.aborted_low_grade
+            await enter_state(session, tree, target, config, rng)
+    if grows:
+        await check_growing(session, tree, config, rng, messages)
 
 
 async def check_growing(
-    session: AsyncSession, tree: MessageTreeState, config: TreeManagerConfig, rng: random.Random
+    session: AsyncSession,
+    tree: MessageTreeState,
+    config: TreeManagerConfig,
+    rng: random.Random,
+    messages: list[ActiveMessage] | None = None,
 ) -> None:
-    """growing -> ranking once the tree holds its goal of accepted messages and nothing awaits review."""
-    messages = [m for m in await repository.tree_messages(session, tree.message_tree_id) if not m.deleted]
+    """growing -> ranking once the tree holds its goal of accepted messages and nothing awaits review.
+
+    `messages` are the tree's messages if the caller read them under the tree's lock.
+    """
+    if messages is None:
+        messages = await repository.tree_messages(session, tree.message_tree_id)
+    messages = [m for m in messages if not m.deleted]
     size = sum(1 for m in messages if m.review_result is True)
     awaiting = sum(
         1 for m in messages if m.review_result is not True and m.review_count < config.num_reviews_reply

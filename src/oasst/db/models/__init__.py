@@ -21,6 +21,7 @@ from oasst.db.models.message import (
     MessageRevision,
     TextLabels,
 )
+from oasst.db.models.oauth import OAuthAccount
 from oasst.db.models.stats import CachedStats, TrollStats, UserStats
 from oasst.db.models.task import Task
 from oasst.db.models.tree import MessageTreeState
@@ -47,6 +48,7 @@ __all__ = [
     "MessageReaction",
     "MessageRevision",
     "MessageTreeState",
+    "OAuthAccount",
     "RefreshToken",
     "Task",
     "TextLabels",
