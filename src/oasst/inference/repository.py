@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oasst.db.models import Chat, ChatMessage, ChatReport, InferenceUser, RefreshToken, Worker
@@ -105,6 +107,45 @@ async def message(
     if lock:
         query = query.with_for_update()
     return (await session.scalars(query)).one_or_none()
+
+
+# Built once: a worker claims every message it serves with it.
+_CLAIM = (
+    update(ChatMessage)
+    .where(
+        ChatMessage.id == bindparam("message_id"),
+        ChatMessage.state == MessageState.pending,
+        ChatMessage.created_at >= bindparam("not_before"),
+    )
+    .values(
+        state=MessageState.in_progress,
+        work_begin_at=bindparam("now"),
+        worker_id=bindparam("worker_id"),
+        worker_config=bindparam("worker_config"),
+    )
+    .returning(ChatMessage)
+    .execution_options(synchronize_session=False)
+)
+
+
+async def claim(
+    session: AsyncSession,
+    message_id: uuid.UUID,
+    worker_id: uuid.UUID,
+    worker_config: dict[str, Any],
+    now: datetime,
+    not_before: datetime,
+) -> ChatMessage | None:
+    """Mark a pending message created since `not_before` as in progress with a worker, in one statement;
+    None when it is not such a message (gone, taken, cancelled, or too old)."""
+    params = {
+        "message_id": message_id,
+        "not_before": not_before,
+        "now": now,
+        "worker_id": worker_id,
+        "worker_config": worker_config,
+    }
+    return (await session.scalars(_CLAIM, params)).one_or_none()
 
 
 async def pending_by_compat_hash(session: AsyncSession) -> dict[str, int]:

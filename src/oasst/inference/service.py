@@ -774,6 +774,9 @@ class WorkStart:
     event: ErrorResponseEvent | None = None
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _expired(message: ChatMessage, settings: Settings) -> bool:
     timeout = settings.assistant_message_timeout
     return timeout > 0 and _now() - message.created_at > timedelta(seconds=timeout)
@@ -786,23 +789,15 @@ async def start_work(
     worker_id: uuid.UUID,
     config: WorkerConfig,
 ) -> WorkStart:
-    message = await repository.message(session, message_id, lock=True)
-    if message is None:  # its chat was deleted before the reply started: it costs nothing
-        await budgets.release_reply(session, message_id)
-        return WorkStart()
-    if message.state != MessageState.pending:
-        return WorkStart()  # cancelled, or already handled
-    if _expired(message, settings):
-        message.state = MessageState.timeout
-        message.error = "Timeout"
-        await budgets.release_reply(session, message_id)
-        await session.flush()
-        return WorkStart(event=ErrorResponseEvent(error="Timeout", message=message_read(message)))
-    message.state = MessageState.in_progress
-    message.work_begin_at = _now()
-    message.worker_id = worker_id
-    message.worker_config = config.model_dump(mode="json")
-    await session.flush()
+    """Hand a dequeued message to a worker (claimed in one statement), or say why it cannot be."""
+    now = _now()
+    timeout = settings.assistant_message_timeout
+    not_before = now - timedelta(seconds=timeout) if timeout > 0 else EPOCH
+    message = await repository.claim(
+        session, message_id, worker_id, config.model_dump(mode="json"), now, not_before
+    )
+    if message is None:
+        return await _not_started(session, settings, message_id)
     thread = [message_read(row) for row in await _thread(session, message)]
     parameters = WorkParameters.model_validate(message.work_parameters)
     return WorkStart(
@@ -810,6 +805,21 @@ async def start_work(
             thread=Thread(messages=thread), created_at=message.created_at, parameters=parameters
         )
     )
+
+
+async def _not_started(session: AsyncSession, settings: Settings, message_id: uuid.UUID) -> WorkStart:
+    """A dequeued message that could not be claimed: gone, no longer pending, or past its timeout."""
+    message = await repository.message(session, message_id, lock=True)
+    if message is None:  # its chat was deleted before the reply started: it costs nothing
+        await budgets.release_reply(session, message_id)
+        return WorkStart()
+    if message.state != MessageState.pending or not _expired(message, settings):
+        return WorkStart()  # cancelled, or already handled
+    message.state = MessageState.timeout
+    message.error = "Timeout"
+    await budgets.release_reply(session, message_id)
+    await session.flush()
+    return WorkStart(event=ErrorResponseEvent(error="Timeout", message=message_read(message)))
 
 
 async def reset_work(session: AsyncSession, message_id: uuid.UUID) -> bool:
