@@ -135,14 +135,14 @@ def chat_messages(
     parent = None
     for turn in range(turns):
         assistant = turn % 2 == 1
-        words = rng.randint(3, 8) if assistant else 1
+        sentences = rng.randint(3, 8) if assistant else 1
         row = {
             "id": uuid7(),
             "chat_id": chat_id,
             "parent_id": parent,
             "role": "assistant" if assistant else "prompter",
             "created_at": start + timedelta(seconds=20 * turn),
-            "content": " ".join(sentence(rng, rng.randint(6, 18)) for _ in range(words)),
+            "content": " ".join(sentence(rng, rng.randint(6, 18)) for _ in range(sentences)),
             "state": "complete" if assistant else "manual",
             "work_parameters": WORK if assistant else None,
             "worker_compat_hash": MODEL.compat_hash if assistant else None,
@@ -215,23 +215,26 @@ def seed_tables(url: str, student_chat_user: str, chats: int) -> str:
                 for n, person in enumerate(people)
             ),
         )
+        # The student's 40 chats first, the last of them the long one; then everybody else's.
         owners = [student_chat_user] * 40 + [rng.choice(people) for _ in range(max(0, chats - 40))]
         chat_rows, message_rows = [], []
         for n, owner in enumerate(owners):
             chat_id, start = uuid7(), now - timedelta(minutes=len(owners) - n)
-            turns = 24 if n == 39 else rng.randint(2, 9) * 2
-            thread = chat_messages(rng, chat_id, turns, start)
-            if n == 39:  # the student's long chat: a regenerated 4th reply, the newest shown
-                first = thread[7]
-                thread.append({**first, "id": uuid7(), "content": sentence(rng, 30)})
+            long = n == 39
+            thread = chat_messages(rng, chat_id, 24 if long else rng.randint(2, 9) * 2, start)
+            tail = thread[-1]
+            if long:  # the 4th reply was regenerated: its first draft is a sibling, shown as "1 of 2"
+                reply = thread[7]
+                draft = {"id": uuid7(), "created_at": reply["created_at"] - timedelta(seconds=10)}
+                thread.append({**reply, **draft, "content": sentence(rng, 30)})
             chat_rows.append(
                 {
                     "id": chat_id,
                     "user_id": owner,
                     "created_at": start,
-                    "modified_at": thread[-1]["created_at"],
+                    "modified_at": tail["created_at"],
                     "title": thread[0]["content"][:100],
-                    "active_thread_tail_message_id": thread[-1]["id"] if n == 39 else None,
+                    "active_thread_tail_message_id": tail["id"] if long else None,
                 }
             )
             message_rows.extend(thread)
@@ -274,12 +277,10 @@ def dev_sign_in(client: TestClient, name: str, role: str) -> None:
 def prepare(client: TestClient, url: str, chats: int) -> Seeded:
     """Make the data of the pages (see the module's docstring)."""
     dev_sign_in(client, "admin", "admin")
-    keys = [
-        KEY.findall(post(client, "/admin/gateway", {"name": f"team-{n}", "course": f"course-{n % 8}"}).text)[
-            0
-        ]
-        for n in range(40)
+    made = [
+        post(client, "/admin/gateway", {"name": f"team-{n}", "course": f"course-{n % 8}"}) for n in range(40)
     ]
+    keys = [KEY.findall(page.text)[0] for page in made]
     for account in query(url, "SELECT id FROM gateway_account ORDER BY id DESC LIMIT 4"):
         post(client, f"/admin/gateway/{account}/deactivate", {})
     for n in range(5):
@@ -330,7 +331,7 @@ def pages(ids: Seeded) -> list[Page]:
         Page("/account", "student", "/account"),
         Page("/account/delete", "student", "/account/delete"),
         Page("/chat", "student", "/chat"),
-        Page("/chat/{id} (25 messages)", "student", f"/chat/{ids.chat}"),
+        Page("/chat/{id} (24 turns)", "student", f"/chat/{ids.chat}"),
         Page("/messages/{id} (edited)", "moderator", f"/messages/{ids.edited}"),
         Page("/messages/{id}/edit", "moderator", f"/messages/{ids.edited}/edit"),
         Page("/moderation (100 flags)", "moderator", "/moderation"),

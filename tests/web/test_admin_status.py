@@ -96,8 +96,10 @@ def _cell(page: str, state: str, lang: str) -> int:
 def test_the_status_page_counts_trees_by_state_and_language(
     visitor: WebUser, factory: Factory, admin: ApiClient
 ) -> None:
-    for lang in ("en", "en", "de"):
-        factory.message(admin, text=f"a growing tree in {lang}", lang=lang)
+    roots = [
+        factory.message(admin, text=f"a growing tree in {lang}", lang=lang) for lang in ("en", "en", "de")
+    ]
+    factory.message(admin, parent=roots[0], deleted=True)
     factory.set_tree_state(factory.message(admin, lang="en").id, "halted_by_moderator")
     factory.set_tree_state(factory.message(admin, lang="de").id, "ready_for_export")
 
@@ -119,6 +121,7 @@ def test_the_status_page_counts_trees_by_state_and_language(
         5,
     )
     assert page.count("data-active-tree=") == 3  # the growing ones
+    assert 'data-stat="messages">5<' in page and 'data-stat="deleted">1<' in page
     # The growing German tree waits for an assistant's reply; in French there is nothing to answer.
     assert 'data-available="assistant_reply">1<' in page
     assert 'data-available="assistant_reply">0<' in visitor.get("/admin/status?lang=fr").text

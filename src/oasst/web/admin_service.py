@@ -21,7 +21,6 @@ from oasst.collection.messages.schemas import (
     MessageListingParams,
     MessageRevision,
 )
-from oasst.collection.stats import repository as stats_repository
 from oasst.collection.stats import service as stats_service
 from oasst.collection.stats.schemas import TreeMessageCountStats
 from oasst.collection.users import repository as users_repository
@@ -250,15 +249,11 @@ async def tree_counts(session: AsyncSession) -> TreeCounts:
 
 @dataclass(frozen=True)
 class MessageCounts:
-    """Live and deleted messages (one scan of the table: the language split and the tree count of the
-    stats API would take two more, and the page shows neither)."""
+    """Live and deleted messages (one pass over the table: the stats API's language split and tree count
+    would take two more, and the page shows neither)."""
 
     active: int
     deleted: int
-
-    @classmethod
-    def of(cls, by_deleted: dict[bool, int]) -> MessageCounts:
-        return cls(by_deleted.get(False, 0), by_deleted.get(True, 0))
 
 
 @dataclass(frozen=True)
@@ -362,7 +357,7 @@ async def status(
     active = await stats_service.tree_message_counts(session, only_active=True)
     return Status(
         trees=await tree_counts(session),
-        messages=MessageCounts.of(await stats_repository.message_counts_by_deleted(session)),
+        messages=MessageCounts(*await repository.message_counts(session)),
         active_trees=active[:ACTIVE_TREES_SHOWN],
         active_tree_count=len(active),
         task_lang=lang,

@@ -1,5 +1,5 @@
 """Queries of the web UI's own: the built-in API client it acts as, the accounts that sign in through OAuth,
-the messages of the moderation queue and the tree counts of the status page."""
+the messages of the moderation queue and the counts of the status page."""
 
 from __future__ import annotations
 
@@ -75,3 +75,13 @@ async def trees_by_state_and_lang(session: AsyncSession) -> list[tuple[str, str,
         )
     )
     return [(state, lang, int(count)) for state, lang, count in rows]
+
+
+async def message_counts(session: AsyncSession) -> tuple[int, int]:
+    """(live, deleted) messages, in one pass over the table (one aggregate row: grouping by the flag takes
+    half as long again)."""
+    counts = select(
+        func.count().filter(Message.deleted.is_(False)), func.count().filter(Message.deleted.is_(True))
+    ).select_from(Message)
+    live, deleted = (await session.execute(counts)).one()
+    return int(live), int(deleted)

@@ -138,11 +138,12 @@ _USER: BindParameter[uuid.UUID] = bindparam("user_id", type_=Uuid())
 _SINCE: BindParameter[datetime] = bindparam("since", type_=UTCDateTime())
 _NOW: BindParameter[datetime] = bindparam("now", type_=UTCDateTime())
 # A language's trees in which work is handed out, as a subquery.
-_ACTIVE_TREE_IDS = select(MessageTreeState.message_tree_id).where(
+_ACTIVE_TREE = and_(
     MessageTreeState.active.is_(True),
     MessageTreeState.lang == _LANG,
     MessageTreeState.state.in_([s.value for s in ACTIVE_STATES]),
 )
+_ACTIVE_TREE_IDS = select(MessageTreeState.message_tree_id).where(_ACTIVE_TREE)
 _IN_ACTIVE_TREES = select(Message.id).where(Message.message_tree_id.in_(_ACTIVE_TREE_IDS))
 # The states whose counts decide the prompt lottery and how many new prompts a language takes.
 COUNTED_STATES = (TreeState.growing, TreeState.initial_prompt_review, TreeState.prompt_lottery_waiting)
@@ -171,7 +172,8 @@ _LANGUAGE_TREES = (
             and_(Message.message_tree_id == MessageTreeState.message_tree_id, Message.deleted.is_(False)),
             isouter=True,
         ),
-        MessageTreeState.message_tree_id.in_(_ACTIVE_TREE_IDS),
+        # The conditions, not `IN (active tree ids)`: SQLite would build every tree-and-message row first.
+        _ACTIVE_TREE,
     )
 )
 _UNFINISHED = and_(Task.done.is_(False), Task.skipped.is_(False))
