@@ -78,10 +78,8 @@ async def trees_by_state_and_lang(session: AsyncSession) -> list[tuple[str, str,
 
 
 async def message_counts(session: AsyncSession) -> tuple[int, int]:
-    """(live, deleted) messages, in one pass over the table (one aggregate row: grouping by the flag takes
-    half as long again)."""
-    counts = select(
-        func.count().filter(Message.deleted.is_(False)), func.count().filter(Message.deleted.is_(True))
-    ).select_from(Message)
-    live, deleted = (await session.execute(counts)).one()
-    return int(live), int(deleted)
+    """(live, deleted) messages: all of them counted over the smallest index, the deleted few over their
+    partial index (a pass over the table itself took most of the status page's time)."""
+    total = await session.scalar(select(func.count()).select_from(Message))
+    deleted = await session.scalar(select(func.count()).select_from(Message).where(Message.deleted))
+    return int(total or 0) - int(deleted or 0), int(deleted or 0)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from oasst.db.base import Base, new_id, utcnow
@@ -20,6 +20,9 @@ class Message(Base):
         Index("ix_message_parent", "parent_id"),
         Index("ix_message_user_created", "user_id", "created_date"),
         Index("ix_message_created_id", "created_date", "id"),
+        # Only the deleted few: counting them (the admin status page) reads this, not the table. On SQLite the
+        # condition is written as SQLAlchemy writes it in queries there, or SQLite would not use the index.
+        Index("ix_message_deleted", "id", postgresql_where=text("deleted"), sqlite_where=text("deleted = 1")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
