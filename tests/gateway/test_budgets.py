@@ -101,6 +101,15 @@ def test_the_openai_sdk_with_an_account_key(live: tuple[Gateway, str], ledger: L
     spent = reply.usage.total_tokens + completion.usage.total_tokens
     assert gateway.as_account(key, "GET", "/api/chats/budget").json() == {"usage": spent, "limit": 10_000}
 
+    # The server remembers keys it has seen, but every reservation checks the key again: once rotated, the old
+    # key is refused at once (and nothing is charged).
+    new_key = gateway.admin("POST", f"/api/accounts/{account_id}/rotate_key").json()["api_key"]
+    with pytest.raises(openai.AuthenticationError) as old_key:
+        sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hello there"}])
+    assert old_key.value.code == "invalid_api_key"
+    sdk.close()
+    sdk = openai.OpenAI(base_url=f"{base_url}/v1", api_key=new_key, max_retries=0, timeout=30)
+
     # The same budget: at its limit /v1 refuses as OpenAI does when a quota is used up.
     gateway.admin("PUT", f"/api/accounts/{account_id}", json={"budget": spent})
     with pytest.raises(openai.RateLimitError) as exhausted:
@@ -112,4 +121,7 @@ def test_the_openai_sdk_with_an_account_key(live: tuple[Gateway, str], ledger: L
     gateway.admin("DELETE", f"/api/accounts/{account_id}")
     with pytest.raises(openai.AuthenticationError):
         sdk.models.list()
+    with pytest.raises(openai.AuthenticationError):  # the key is remembered: the reservation refuses it
+        sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "more"}])
+    assert ledger.account(account_id).usage == spent
     sdk.close()
