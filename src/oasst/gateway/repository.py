@@ -79,9 +79,20 @@ async def chat(session: AsyncSession, chat_id: int) -> GatewayChat | None:
     return await session.get(GatewayChat, chat_id)
 
 
-async def messages(session: AsyncSession, chat_id: int) -> Sequence[GatewayMessage]:
-    query = select(GatewayMessage).where(GatewayMessage.chat_id == chat_id).order_by(GatewayMessage.id)
-    return (await session.scalars(query)).all()
+async def chat_with_messages(
+    session: AsyncSession, chat_id: int
+) -> tuple[GatewayChat | None, list[GatewayMessage]]:
+    """A chat and its messages in order, in one query."""
+    query = (
+        select(GatewayChat, GatewayMessage)
+        .outerjoin(GatewayMessage, GatewayMessage.chat_id == GatewayChat.id)
+        .where(GatewayChat.id == chat_id)
+        .order_by(GatewayMessage.id)
+    )
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return None, []
+    return rows[0][0], [message for _chat, message in rows if message is not None]
 
 
 async def count_chats(session: AsyncSession, account_id: int) -> int:

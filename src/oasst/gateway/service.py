@@ -315,8 +315,7 @@ def _or(value: str | None, default: str) -> str:
     return default if value is None else value
 
 
-async def own_chat(session: AsyncSession, account_id: int, chat_id: int) -> GatewayChat:
-    chat = await repository.chat(session, chat_id)
+def _owned(chat: GatewayChat | None, account_id: int, chat_id: int) -> GatewayChat:
     if chat is None:
         raise GatewayError(f"Chat with id {chat_id} does not exist")
     if chat.account_id != account_id:
@@ -324,9 +323,20 @@ async def own_chat(session: AsyncSession, account_id: int, chat_id: int) -> Gate
     return chat
 
 
+async def own_chat(session: AsyncSession, account_id: int, chat_id: int) -> GatewayChat:
+    return _owned(await repository.chat(session, chat_id), account_id, chat_id)
+
+
+async def own_chat_with_messages(
+    session: AsyncSession, account_id: int, chat_id: int
+) -> tuple[GatewayChat, list[GatewayMessage]]:
+    chat, messages = await repository.chat_with_messages(session, chat_id)
+    return _owned(chat, account_id, chat_id), messages
+
+
 async def list_messages(session: AsyncSession, account_id: int, chat_id: int) -> list[MessageRead]:
-    await own_chat(session, account_id, chat_id)
-    return [MessageRead.model_validate(message) for message in await repository.messages(session, chat_id)]
+    _chat, messages = await own_chat_with_messages(session, account_id, chat_id)
+    return [MessageRead.model_validate(message) for message in messages]
 
 
 async def num_messages(session: AsyncSession, account_id: int, chat_id: int) -> dict[str, int]:
@@ -443,9 +453,9 @@ async def ask(
     settings = runtime.settings
     async with runtime.transaction() as session:
         account_id, key_hash = await known_account(session, settings, keys, token)
-        chat = await own_chat(session, account_id, chat_id)
+        chat, history = await own_chat_with_messages(session, account_id, chat_id)
         args = check_model_args(body.model_args)
-        turns = [(message.role, message.content) for message in await repository.messages(session, chat.id)]
+        turns = [(message.role, message.content) for message in history]
         new_turns = ([("system", body.instruction)] if body.instruction else []) + [("user", body.content)]
         turns += new_turns
         max_tokens = args["max_tokens"] or settings.gateway_default_max_tokens
