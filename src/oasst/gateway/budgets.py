@@ -110,7 +110,7 @@ async def reserve(
     tokens: int,
     source: str,
     *,
-    reply_id: uuid.UUID | None = None,
+    reply_id: uuid.UUID,
     prompt_estimate: int = 0,
 ) -> None:
     """Hold `tokens` of the budget of the account that `key_hash` opens, or refuse: 400 when it cannot pay,

@@ -28,6 +28,7 @@ from oasst.web.deps import (
     MODERATOR_ROLES,
     AdminDep,
     ModeratorDep,
+    Page,
     PageDep,
     SignedInDep,
     check_csrf,
@@ -106,10 +107,21 @@ async def index(page: PageDep) -> HTMLResponse:
 # --- signing in and out ----------------------------------------------------------------------------------
 
 
-async def sign_in_page(page: PageDep, next: Annotated[str, Query(max_length=2000)] = "/") -> HTMLResponse:
+def _sign_in_form(
+    page: Page, next: str, *, status: int = 200, error: str | None = None, username: str = ""
+) -> HTMLResponse:
     return page.render(
-        "signin.html", next=safe_next(next), error=None, username="", oauth=oauth.offered(page.settings)
+        "signin.html",
+        status=status,
+        next=safe_next(next),
+        error=error,
+        username=username,
+        oauth=oauth.offered(page.settings),
     )
+
+
+async def sign_in_page(page: PageDep, next: Annotated[str, Query(max_length=2000)] = "/") -> HTMLResponse:
+    return _sign_in_form(page, next)
 
 
 async def sign_in(
@@ -123,25 +135,11 @@ async def sign_in(
         raise OasstError("Sign-in with a password is off on this site", ErrorCode.GENERIC_ERROR, 403)
     if await sign_in_rate_limited(page.request):
         error = page.gettext("Too many sign-in attempts. Please wait a few minutes.")
-        return page.render(
-            "signin.html",
-            status=429,
-            next=safe_next(next),
-            error=error,
-            username=username,
-            oauth=oauth.offered(page.settings),
-        )
+        return _sign_in_form(page, next, status=429, error=error, username=username)
     user = await service.sign_in(session, username, password)
     if user is None:
         error = page.gettext("Wrong username or password.")
-        return page.render(
-            "signin.html",
-            status=401,
-            next=safe_next(next),
-            error=error,
-            username=username,
-            oauth=oauth.offered(page.settings),
-        )
+        return _sign_in_form(page, next, status=401, error=error, username=username)
     page.session.sign_in(user)
     return page.redirect(safe_next(next))
 

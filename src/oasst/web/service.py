@@ -724,19 +724,29 @@ async def regenerate(
     )
 
 
+def _message_of(chat: ChatRead, message_id: uuid.UUID) -> MessageRead:
+    found = next((message for message in chat.messages if message.id == message_id), None)
+    if found is None:
+        raise inference_not_found("Message")
+    return found
+
+
+async def _show_from(
+    session: AsyncSession, person: InferenceUser, chat: ChatRead, start: MessageRead
+) -> None:
+    tail = _newest_leaf(_children(chat.messages), start)
+    assert tail is not None
+    await inference.update_chat(
+        session, person, chat.id, ChatUpdateRequest(active_thread_tail_message_id=tail.id)
+    )
+
+
 async def show_branch(
     session: AsyncSession, person: InferenceUser, chat_id: uuid.UUID, message_id: uuid.UUID
 ) -> None:
     """Show the thread through `message_id` (a sibling picked in the pager), down to its newest reply."""
     chat = await inference.get_chat(session, person, chat_id)
-    start = next((message for message in chat.messages if message.id == message_id), None)
-    if start is None:
-        raise inference_not_found("Message")
-    tail = _newest_leaf(_children(chat.messages), start)
-    assert tail is not None
-    await inference.update_chat(
-        session, person, chat_id, ChatUpdateRequest(active_thread_tail_message_id=tail.id)
-    )
+    await _show_from(session, person, chat, _message_of(chat, message_id))
 
 
 async def prefer(
@@ -744,16 +754,14 @@ async def prefer(
 ) -> None:
     """Record that the reply `message_id` is better than the other drafts of its prompt, and show it."""
     chat = await inference.get_chat(session, person, chat_id)
-    chosen = next((message for message in chat.messages if message.id == message_id), None)
-    if chosen is None:
-        raise inference_not_found("Message")
+    chosen = _message_of(chat, message_id)
     others = [
         message.id
         for message in chat.messages
         if message.parent_id == chosen.parent_id and message.id != message_id and message.role == "assistant"
     ]
     await inference.evaluate(session, person, chat_id, message_id, others)
-    await show_branch(session, person, chat_id, message_id)
+    await _show_from(session, person, chat, chosen)
 
 
 async def vote(
