@@ -10,8 +10,9 @@ same question, each answered by the same worker through the same queue:
 - ask:     the Parrot API's POST /api/chats/{id}/messages (history read, budget reserved and settled,
            the question and reply stored), each request on a fresh chat made beforehand.
 
-Each mode runs N requests from C concurrent clients after a warm-up, in the order direct, v1-key, ask, ask,
-v1-key, direct (samples merged) so that drift of the machine falls on every mode alike.
+Each mode runs N requests from C concurrent clients after a warm-up, in small blocks (at least 20 requests,
+one per client at least) that take turns, the order rotating from round to round, so that the machine's drift
+and its noisy moments fall on every mode alike.
 
     .venv/bin/python bench/gateway_overhead.py --engines sqlite,postgresql --concurrency 1,32 --requests 400
 """
@@ -38,6 +39,7 @@ MODEL = "fake-model"
 QUESTION = "hello there, how are you today?"
 MAX_TOKENS = 16
 MODES = ("direct", "v1-key", "ask")
+BLOCK = 20  # requests per mode in a turn
 
 Call = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
 
@@ -102,10 +104,12 @@ async def measure(
         await run_mode(base_url, calls[mode], concurrency, concurrency)
     samples: dict[str, list[float]] = {mode: [] for mode in MODES}
     cpu: dict[str, float] = dict.fromkeys(MODES, 0.0)
-    for mode in (*MODES, *reversed(MODES)):
-        before = cpu_seconds(server_pid)
-        samples[mode] += await run_mode(base_url, calls[mode], concurrency, requests // 2)
-        cpu[mode] += cpu_seconds(server_pid) - before
+    block = max(BLOCK, concurrency)
+    for round_ in range(max(1, requests // block)):
+        for mode in MODES[round_ % 3 :] + MODES[: round_ % 3]:
+            before = cpu_seconds(server_pid)
+            samples[mode] += await run_mode(base_url, calls[mode], concurrency, block)
+            cpu[mode] += cpu_seconds(server_pid) - before
     return samples, {mode: 1000 * cpu[mode] / len(samples[mode]) for mode in MODES}
 
 

@@ -97,3 +97,16 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
         except BaseException:
             await session.rollback()
             raise
+
+
+@asynccontextmanager
+async def one_statement(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for a single statement, atomic on its own. On PostgreSQL it runs in autocommit: no BEGIN and
+    COMMIT, two round trips fewer. On SQLite it is a transaction (there, changing the mode costs more)."""
+    async with factory() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            async with session.begin():
+                yield session
+            return
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, insert, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from oasst.db.models import GatewayAccount, GatewayCharge, GatewayChat, GatewayMessage, GatewayUser
 
@@ -93,6 +96,57 @@ async def chat_with_messages(
     if not rows:
         return None, []
     return rows[0][0], [message for _chat, message in rows if message is not None]
+
+
+class Stored(NamedTuple):
+    """What storing a turn and its reply tells: the reply's id, and its account's usage and budget after."""
+
+    reply_id: int
+    usage: int
+    budget: int
+
+
+_MESSAGE = cast(Table, GatewayMessage.__table__)
+_TURN_COLUMNS = ("role", "content", "model_args", "usage")
+
+
+@functools.cache
+def _store_turns(count: int) -> ReturningInsert[Any]:
+    """The INSERT of `count` turns, built once per count: rows from a UNION ALL of parameters (SQLAlchemy
+    compiles a multi-row VALUES anew every time)."""
+    columns = ("chat_id", "created_at", *_TURN_COLUMNS)
+    rows = [
+        select(
+            bindparam("chat_id", type_=_MESSAGE.c.chat_id.type),
+            bindparam("at", type_=_MESSAGE.c.created_at.type),
+            *(bindparam(f"{name}_{index}", type_=_MESSAGE.c[name].type) for name in _TURN_COLUMNS),
+        )
+        for index in range(count)
+    ]
+    account = select(GatewayAccount.usage).where(GatewayAccount.id == bindparam("account_id"))
+    return (
+        insert(_MESSAGE)
+        .from_select(columns, union_all(*rows))
+        .returning(
+            _MESSAGE.c.id,
+            _MESSAGE.c.role,
+            account.scalar_subquery(),
+            account.with_only_columns(GatewayAccount.budget).scalar_subquery(),
+        )
+    )
+
+
+async def store_turns(
+    session: AsyncSession, account_id: int, chat_id: int, turns: list[dict[str, Any]], at: datetime
+) -> Stored:
+    """Add `turns` (role, content, model_args, usage; the reply is the one assistant turn) to a chat with one
+    INSERT, which also reads the account's usage and budget as they are (the reply's charge settled)."""
+    params = {"account_id": account_id, "chat_id": chat_id, "at": at}
+    for index, turn in enumerate(turns):
+        params.update({f"{name}_{index}": turn[name] for name in _TURN_COLUMNS})
+    rows = (await session.execute(_store_turns(len(turns)), params)).all()
+    reply_id, _role, usage, budget = next(row for row in rows if row.role == "assistant")
+    return Stored(reply_id, usage, budget)
 
 
 async def count_chats(session: AsyncSession, account_id: int) -> int:

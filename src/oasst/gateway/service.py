@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from oasst.collection.auth.service import KeyCache, hash_key
 from oasst.config import Settings
 from oasst.db.models import GatewayAccount, GatewayChat, GatewayMessage, GatewayUser
-from oasst.db.session import transaction
+from oasst.db.session import one_statement, transaction
 from oasst.gateway import budgets, repository
 from oasst.gateway.errors import ACCESS_DENIED, GatewayError
 from oasst.gateway.schemas import (
@@ -448,8 +448,9 @@ async def ask(
 ) -> AskRead:
     """Parrot's send-message, with a budget that holds. One transaction checks the key, reads the chat and
     its history, stores the work for the worker and reserves the call's bound on its reply; the worker's
-    answer settles that reservation to the real usage (a failed or timed-out call releases it), and a second
-    transaction stores the instruction, question and reply. A failed call stores nothing of the chat."""
+    answer settles that reservation to the real usage (a failed or timed-out call releases it), and one more
+    statement stores the instruction, question and reply and reads the account's balance after the call. A
+    failed call stores nothing of the chat."""
     settings = runtime.settings
     async with runtime.transaction() as session:
         account_id, key_hash = await known_account(session, settings, keys, token)
@@ -479,28 +480,15 @@ async def ask(
         content, usage = await _answer(runtime, submitted)
     except OpenAIError as error:
         raise _refusal(error) from error
-    async with runtime.transaction() as session:
-        now = datetime.now(UTC)
-        for role, text in new_turns:
-            session.add(
-                GatewayMessage(
-                    chat_id=chat.id, role=role, content=text, model_args={}, usage={}, created_at=now
-                )
-            )
-        reply = GatewayMessage(
-            chat_id=chat.id,
-            role="assistant",
-            content=content,
-            model_args=args,
-            usage=usage.model_dump(),
-            created_at=now,
-        )
-        session.add(reply)
-        await session.flush()
-        account = await repository.account(session, account_id, active_only=False)
-    assert account is not None  # accounts are deactivated, never deleted
-    over = account.usage >= settings.gateway_soft_limit * account.budget
-    return AskRead.model_validate({**MessageRead.model_validate(reply).model_dump(), "over_soft_limit": over})
+    now = datetime.now(UTC)
+    asked = [{"role": role, "content": text, "model_args": {}, "usage": {}} for role, text in new_turns]
+    reply = {"role": "assistant", "content": content, "model_args": args, "usage": usage.model_dump()}
+    async with one_statement(runtime.sessions) as session:
+        stored = await repository.store_turns(session, account_id, chat.id, [*asked, reply], now)
+    over = stored.usage >= settings.gateway_soft_limit * stored.budget
+    return AskRead(
+        **reply, id=stored.reply_id, chat_id=chat.id, created_at=now, updated_at=None, over_soft_limit=over
+    )
 
 
 # --- the same accounts on /v1 -------------------------------------------------------------------------------
