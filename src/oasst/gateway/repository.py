@@ -82,20 +82,53 @@ async def chat(session: AsyncSession, chat_id: int) -> GatewayChat | None:
     return await session.get(GatewayChat, chat_id)
 
 
+class ChatView(NamedTuple):
+    """What asking needs of a chat."""
+
+    id: int
+    account_id: int
+    model_type: str
+    model: str | None
+    instruction_prefix: str
+    user_prefix: str
+    assistant_prefix: str
+
+
+class MessageView(NamedTuple):
+    id: int
+    chat_id: int
+    role: str
+    content: str
+    model_args: dict[str, Any]
+    usage: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime | None
+
+
+_CHAT = cast(Table, GatewayChat.__table__)
+_MESSAGE = cast(Table, GatewayMessage.__table__)
+# Core, not the ORM: reading a chat this way takes a third of the CPU, on the path of every ask.
+_CHAT_WITH_MESSAGES = (
+    select(
+        *(_CHAT.c[name] for name in ChatView._fields),
+        *(_MESSAGE.c[name].label(f"message_{name}") for name in MessageView._fields),
+    )
+    .outerjoin(_MESSAGE, _MESSAGE.c.chat_id == _CHAT.c.id)
+    .where(_CHAT.c.id == bindparam("chat_id"))
+    .order_by(_MESSAGE.c.id)
+)
+
+
 async def chat_with_messages(
     session: AsyncSession, chat_id: int
-) -> tuple[GatewayChat | None, list[GatewayMessage]]:
+) -> tuple[ChatView | None, list[MessageView]]:
     """A chat and its messages in order, in one query."""
-    query = (
-        select(GatewayChat, GatewayMessage)
-        .outerjoin(GatewayMessage, GatewayMessage.chat_id == GatewayChat.id)
-        .where(GatewayChat.id == chat_id)
-        .order_by(GatewayMessage.id)
-    )
-    rows = (await session.execute(query)).all()
+    rows = (await session.execute(_CHAT_WITH_MESSAGES, {"chat_id": chat_id})).all()
     if not rows:
         return None, []
-    return rows[0][0], [message for _chat, message in rows if message is not None]
+    split = len(ChatView._fields)
+    messages = [MessageView(*row[split:]) for row in rows if row.message_id is not None]
+    return ChatView(*rows[0][:split]), messages
 
 
 class Stored(NamedTuple):
@@ -106,7 +139,6 @@ class Stored(NamedTuple):
     budget: int
 
 
-_MESSAGE = cast(Table, GatewayMessage.__table__)
 _TURN_COLUMNS = ("role", "content", "model_args", "usage")
 
 

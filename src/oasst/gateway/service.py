@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from oasst.collection.auth.service import KeyCache, hash_key
 from oasst.config import Settings
-from oasst.db.models import GatewayAccount, GatewayChat, GatewayMessage, GatewayUser
+from oasst.db.models import GatewayAccount, GatewayChat, GatewayUser
 from oasst.db.session import one_statement, transaction
 from oasst.gateway import budgets, repository
 from oasst.gateway.errors import ACCESS_DENIED, GatewayError
+from oasst.gateway.repository import ChatView, MessageView
 from oasst.gateway.schemas import (
     MODEL_TYPES,
     AccountBrief,
@@ -315,7 +316,15 @@ def _or(value: str | None, default: str) -> str:
     return default if value is None else value
 
 
-def _owned(chat: GatewayChat | None, account_id: int, chat_id: int) -> GatewayChat:
+class _Owned(Protocol):
+    @property
+    def account_id(self) -> int: ...
+
+
+_Chat = TypeVar("_Chat", bound=_Owned)
+
+
+def _owned(chat: _Chat | None, account_id: int, chat_id: int) -> _Chat:
     if chat is None:
         raise GatewayError(f"Chat with id {chat_id} does not exist")
     if chat.account_id != account_id:
@@ -329,7 +338,7 @@ async def own_chat(session: AsyncSession, account_id: int, chat_id: int) -> Gate
 
 async def own_chat_with_messages(
     session: AsyncSession, account_id: int, chat_id: int
-) -> tuple[GatewayChat, list[GatewayMessage]]:
+) -> tuple[ChatView, list[MessageView]]:
     chat, messages = await repository.chat_with_messages(session, chat_id)
     return _owned(chat, account_id, chat_id), messages
 
@@ -365,7 +374,7 @@ def check_model_args(args: ModelArgs | None) -> dict[str, Any]:
     return filled
 
 
-def _model_name(runtime: InferenceRuntime, chat: GatewayChat) -> str:
+def _model_name(runtime: InferenceRuntime, chat: ChatView) -> str:
     """The chat's model, else the configured default, else the first model the workers serve."""
     name = chat.model or runtime.settings.gateway_default_model
     if name is not None:
@@ -376,7 +385,7 @@ def _model_name(runtime: InferenceRuntime, chat: GatewayChat) -> str:
     return served[0]
 
 
-def text_prompt(chat: GatewayChat, turns: list[tuple[str, str]]) -> str:
+def text_prompt(chat: ChatView, turns: list[tuple[str, str]]) -> str:
     """Parrot's text_completion prompt: one prefixed line per message, then the assistant prefix."""
     prefixes = {
         "system": chat.instruction_prefix,
@@ -388,7 +397,7 @@ def text_prompt(chat: GatewayChat, turns: list[tuple[str, str]]) -> str:
 
 
 def _request(
-    chat: GatewayChat, model: str, turns: list[tuple[str, str]], args: dict[str, Any], max_tokens: int
+    chat: ChatView, model: str, turns: list[tuple[str, str]], args: dict[str, Any], max_tokens: int
 ) -> ChatCompletionRequest | CompletionRequest:
     sampling = {
         "model": model,
