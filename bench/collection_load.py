@@ -1,8 +1,9 @@
 """Load benchmark of the task protocol: N contributors loop "request a random task, ack it, answer it".
 
 Runs `oasst serve` (one process) on a fresh database with the configuration of the upstream baseline,
-drives it over HTTP with no think time, and reports completed tasks/s, latency percentiles per endpoint,
-errors, trees by state, and whether the tree manager's limits held.
+drives it over HTTP with no think time, and reports completed tasks/s, the server process's CPU time per
+completed task, latency percentiles per endpoint, errors, trees by state, and whether the tree manager's
+limits held.
 
     .venv/bin/python bench/collection_load.py --engines sqlite,postgresql --contributors 1,8,32 --duration 60
 
@@ -167,6 +168,12 @@ def limits_report(database_url: str) -> tuple[dict[str, int], list[str]]:
     return {str(k): int(v) for k, v in states.items()}, over
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (Linux: /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_one(engine: str, contributors: int, duration: float, socket_dir: str | None = None) -> str:
     with tempfile.TemporaryDirectory() as workdir:
         database_url = fresh_database(engine, Path(workdir), "load")
@@ -186,6 +193,7 @@ def run_one(engine: str, contributors: int, duration: float, socket_dir: str | N
         try:
             wait_healthy(base_url)
             stats = Stats()
+            cpu_before = cpu_seconds(server.pid)
             start = time.monotonic()
 
             async def drive() -> None:
@@ -196,6 +204,7 @@ def run_one(engine: str, contributors: int, duration: float, socket_dir: str | N
 
             asyncio.run(drive())
             elapsed = time.monotonic() - start
+            server_cpu = cpu_seconds(server.pid) - cpu_before
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -210,7 +219,8 @@ def run_one(engine: str, contributors: int, duration: float, socket_dir: str | N
     )
     trees = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
     return (
-        f"| {engine} | {contributors} | {stats.completed / elapsed:.1f} | {latency} | {five_xx} | "
+        f"| {engine} | {contributors} | {stats.completed / elapsed:.1f} "
+        f"| {server_cpu / max(stats.completed, 1) * 1000:.1f} | {latency} | {five_xx} | "
         f"{no_task} | {trees} | {'held' if not over else '; '.join(over)} |"
     )
 
@@ -225,11 +235,11 @@ def main() -> None:
     parser.add_argument("--socket", metavar="DIR", help="reach PostgreSQL through its Unix socket in DIR")
     args = parser.parse_args()
     print(
-        "| engine | contributors | completed tasks/s | POST /tasks/ p50 / p95 / p99 ms "
-        "| ack p50 / p95 / p99 ms | interaction p50 / p95 / p99 ms | 5xx | 503 no task "
-        "| trees by state | limits |"
+        "| engine | contributors | completed tasks/s | server CPU ms / task "
+        "| POST /tasks/ p50 / p95 / p99 ms | ack p50 / p95 / p99 ms | interaction p50 / p95 / p99 ms "
+        "| 5xx | 503 no task | trees by state | limits |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for engine in args.engines.split(","):
         for n in (int(x) for x in args.contributors.split(",")):
             print(run_one(engine, n, args.duration, args.socket), flush=True)

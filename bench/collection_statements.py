@@ -5,7 +5,8 @@ K simulated contributors take turns doing "request a random task, ack it, answer
 (bench/collection_load.py). A `before_cursor_execute` listener counts the statements each endpoint sends;
 the process's CPU time is taken around each call. The app's random generator is seeded, so on an otherwise
 unchanged code base two runs count the same statements, however busy the machine is. BEGIN and COMMIT
-(two round trips per request) are not cursor executions and are not counted.
+(two round trips per request, but none for an ack, which runs without a transaction) are not cursor
+executions and are not counted.
 
     .venv/bin/python bench/collection_statements.py --users 8 --loops 50
     .venv/bin/python bench/collection_statements.py --show 10   # also the most frequent statements

@@ -99,14 +99,9 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
             raise
 
 
-@asynccontextmanager
-async def one_statement(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A session for a single statement, atomic on its own. On PostgreSQL it runs in autocommit: no BEGIN and
-    COMMIT, two round trips fewer. On SQLite it is a transaction (there, changing the mode costs more)."""
-    async with factory() as session:
-        if session.get_bind().dialect.name != "postgresql":
-            async with session.begin():
-                yield session
-            return
+async def single_statement(session: AsyncSession) -> None:
+    """Declare that `session`, not begun yet, runs one statement, atomic by itself. On PostgreSQL it then runs
+    in autocommit: no BEGIN and COMMIT, two round trips fewer. On SQLite it stays a transaction (changing the
+    mode costs more there than it saves)."""
+    if not session.in_transaction() and session.get_bind().dialect.name == "postgresql":
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        yield session

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from oasst.collection.auth.service import KeyCache, hash_key
 from oasst.config import Settings
 from oasst.db.models import GatewayAccount, GatewayChat, GatewayUser
-from oasst.db.session import one_statement, transaction
+from oasst.db.session import single_statement, transaction
 from oasst.gateway import budgets, repository
 from oasst.gateway.errors import ACCESS_DENIED, GatewayError
 from oasst.gateway.repository import ChatView, MessageView
@@ -492,7 +492,8 @@ async def ask(
     now = datetime.now(UTC)
     asked = [{"role": role, "content": text, "model_args": {}, "usage": {}} for role, text in new_turns]
     reply = {"role": "assistant", "content": content, "model_args": args, "usage": usage.model_dump()}
-    async with one_statement(runtime.sessions) as session:
+    async with runtime.transaction() as session:
+        await single_statement(session)
         stored = await repository.store_turns(session, account_id, chat.id, [*asked, reply], now)
     over = stored.usage >= settings.gateway_soft_limit * stored.budget
     return AskRead(

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import String, Uuid, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Insert, String, Table, Update, Uuid, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from oasst.collection.users import repository as users_repository
 from oasst.db.base import Base, UTCDateTime
 from oasst.db.models import Message, Task, User
+from oasst.db.session import single_statement
 from oasst.protocol import collection as wire
 
-# Every ack and interaction runs these: built once with bind parameters.
+# Every ack and interaction runs these: built once with bind parameters. Those that need no ORM object are
+# built on the tables, so the session runs them as plain Core (no ORM compile and result steps).
+_TASK = cast(Table, Task.__table__)
+_MESSAGE = cast(Table, Message.__table__)
+_task, _message = _TASK.c, _MESSAGE.c
 _BY_ID = select(Task).where(Task.id == bindparam("task_id"), Task.api_client_id == bindparam("client_id"))
 _LATEST_BY_FRONTEND_ID = (
     select(Task.id)
@@ -33,20 +39,19 @@ _FINISH = (
 )
 # Neither done, nor skipped, nor expired (a task expires once its expiry date has passed).
 _OPEN = and_(
-    Task.done.is_(False),
-    Task.skipped.is_(False),
-    or_(Task.expiry_date.is_(None), Task.expiry_date >= bindparam("now", type_=UTCDateTime())),
+    _task.done.is_(False),
+    _task.skipped.is_(False),
+    or_(_task.expiry_date.is_(None), _task.expiry_date >= bindparam("now", type_=UTCDateTime())),
 )
 _ACK = (
-    update(Task)
+    update(_TASK)
     .where(
-        Task.id == bindparam("task_id"),
-        Task.api_client_id == bindparam("client_id"),
-        Task.ack.is_not(True),
+        _task.id == bindparam("task_id"),
+        _task.api_client_id == bindparam("client_id"),
+        _task.ack.is_not(True),
         _OPEN,
     )
     .values(ack=True, frontend_message_id=bindparam("frontend_id"))
-    .execution_options(synchronize_session=False)
 )
 # An answer finishes, in one statement, an open, acknowledged, non-collective task of the answering user,
 # and returns the start of that user's streak.
@@ -74,9 +79,14 @@ _FINISH_BY_FRONTEND_ID = (
 )
 
 
+@functools.cache
+def _insert(model: type[Base]) -> Insert:
+    return insert(cast(Table, model.__table__))
+
+
 async def add(session: AsyncSession, model: type[Base], values: dict[str, Any]) -> None:
     """Store a new row with one Core INSERT (no unit-of-work bookkeeping on the hot paths)."""
-    await session.execute(insert(model.__table__), values)  # type: ignore[arg-type]
+    await session.execute(_insert(model), values)
 
 
 async def by_id(session: AsyncSession, api_client_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
@@ -97,6 +107,7 @@ async def ack(
     session: AsyncSession, api_client_id: uuid.UUID, task_id: uuid.UUID, frontend_id: str, now: datetime
 ) -> bool:
     """Bind `frontend_id` to an open task not acknowledged yet; False (nothing written) if there is none."""
+    await single_statement(session)
     params = {"task_id": task_id, "client_id": api_client_id, "frontend_id": frontend_id, "now": now}
     result = await session.execute(_ACK, params)
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -142,13 +153,15 @@ class ReplyClashes:
 _USER_ID = bindparam("user_id", type_=Uuid())
 _CLIENT_ID = bindparam("client_id", type_=Uuid())
 _FRONTEND_ID = bindparam("frontend_id", type_=String())
-_MINE = and_(Message.user_id == _USER_ID, Message.deleted.is_(False))
-_THEIRS = and_(Message.api_client_id == _CLIENT_ID, Message.frontend_message_id == _FRONTEND_ID)
+_MINE = and_(_message.user_id == _USER_ID, _message.deleted.is_(False))
+_THEIRS = and_(_message.api_client_id == _CLIENT_ID, _message.frontend_message_id == _FRONTEND_ID)
 _REPLY_CLASHES = select(
-    func.count().filter(_MINE, Message.text == bindparam("text"), Message.created_date > bindparam("since")),
-    func.count().filter(_MINE, Message.parent_id == bindparam("parent_id", type_=Uuid())),
+    func.count().filter(
+        _MINE, _message.text == bindparam("text"), _message.created_date > bindparam("since")
+    ),
+    func.count().filter(_MINE, _message.parent_id == bindparam("parent_id", type_=Uuid())),
     func.count().filter(_THEIRS),
-).where(or_(Message.user_id == _USER_ID, _THEIRS))
+).where(or_(_message.user_id == _USER_ID, _THEIRS))
 
 
 async def reply_clashes(
@@ -174,11 +187,10 @@ async def reply_clashes(
 
 
 _ADD_REVIEW = (
-    update(Message)
-    .where(Message.id == bindparam("message_id"))
-    .values(review_count=Message.review_count + 1)
-    .returning(Message.review_count, Message.review_result)
-    .execution_options(synchronize_session=False)
+    update(_MESSAGE)
+    .where(_message.id == bindparam("message_id"))
+    .values(review_count=_message.review_count + 1)
+    .returning(_message.review_count, _message.review_result)
 )
 
 
@@ -189,7 +201,15 @@ async def add_review(session: AsyncSession, message: Message) -> None:
     set_committed_value(message, "review_result", review_result)
 
 
+@functools.cache
+def _bump(column: str) -> Update:
+    return (
+        update(_MESSAGE)
+        .where(_MESSAGE.c.id.in_(bindparam("message_ids", expanding=True)))
+        .values({column: _MESSAGE.c[column] + 1})
+    )
+
+
 async def bump(session: AsyncSession, message_ids: list[uuid.UUID], column: str) -> None:
     """Add one to a counter column of messages, atomically in the database."""
-    target = getattr(Message, column)
-    await session.execute(update(Message).where(Message.id.in_(message_ids)).values({column: target + 1}))
+    await session.execute(_bump(column), {"message_ids": message_ids})

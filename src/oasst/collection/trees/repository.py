@@ -7,13 +7,15 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     BindParameter,
     CompoundSelect,
     Select,
     String,
+    Table,
     Uuid,
     and_,
     bindparam,
@@ -55,7 +57,7 @@ async def read_tree(
     session: AsyncSession, tree_id: uuid.UUID, *, lock: bool = False
 ) -> MessageTreeState | None:
     """The tree's state row as the database has it now."""
-    stmt = _TREE_FOR_UPDATE if lock else _TREE
+    stmt = _TREE_ROW_FOR_UPDATE if lock else _TREE_ROW
     return (await session.scalars(stmt, {"tree_id": tree_id})).one_or_none()
 
 
@@ -78,20 +80,30 @@ class ActiveMessage:
     deleted: bool
 
 
+# The statements task selection runs on every request are built on the tables, not the mapped classes: the
+# session then runs them as plain Core, without the ORM's compile and result steps (a third less CPU each).
+_MESSAGE = cast(Table, Message.__table__)
+_TREE = cast(Table, MessageTreeState.__table__)
+_TASK = cast(Table, Task.__table__)
+_LABELS = cast(Table, TextLabels.__table__)
+_message, _tree, _task, _labels = _MESSAGE.c, _TREE.c, _TASK.c, _LABELS.c
+_emoji = cast(Table, MessageEmoji.__table__).c
+_reaction = cast(Table, MessageReaction.__table__).c
+
 ACTIVE_COLUMNS = (
-    Message.id,
-    Message.parent_id,
-    Message.message_tree_id,
-    Message.user_id,
-    Message.role,
-    Message.lang,
-    Message.depth,
-    Message.review_count,
-    Message.review_result,
-    Message.synthetic,
-    Message.ranking_count,
-    Message.emojis,
-    Message.deleted,
+    _message.id,
+    _message.parent_id,
+    _message.message_tree_id,
+    _message.user_id,
+    _message.role,
+    _message.lang,
+    _message.depth,
+    _message.review_count,
+    _message.review_result,
+    _message.synthetic,
+    _message.ranking_count,
+    _message.emojis,
+    _message.deleted,
 )
 
 
@@ -103,30 +115,49 @@ class TreeMessage(ActiveMessage):
     frontend_message_id: str
 
 
-def _message_fields(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "parent_id": row.parent_id,
-        "tree_id": row.message_tree_id,
-        "user_id": row.user_id,
-        "role": row.role,
-        "lang": row.lang,
-        "depth": row.depth,
-        "review_count": row.review_count,
-        "review_result": row.review_result,
-        "synthetic": row.synthetic,
-        "ranking_count": row.ranking_count,
-        "emojis": row.emojis or {},
-        "deleted": row.deleted,
-    }
+# ActiveMessage's fields, in order.
+_MessageValues = tuple[
+    uuid.UUID,
+    uuid.UUID | None,
+    uuid.UUID,
+    uuid.UUID | None,
+    str,
+    str,
+    int,
+    int,
+    bool | None,
+    bool,
+    int,
+    dict[str, int],
+    bool,
+]
+
+
+def _message_values(row: Any) -> _MessageValues:
+    """A row's ACTIVE_COLUMNS in ActiveMessage's field order (hand-out builds dozens a request)."""
+    return (
+        row.id,
+        row.parent_id,
+        row.message_tree_id,
+        row.user_id,
+        row.role,
+        row.lang,
+        row.depth,
+        row.review_count,
+        row.review_result,
+        row.synthetic,
+        row.ranking_count,
+        row.emojis or {},
+        row.deleted,
+    )
 
 
 def _active(row: Any) -> ActiveMessage:
-    return ActiveMessage(**_message_fields(row))
+    return ActiveMessage(*_message_values(row))
 
 
 def _tree_message(row: Any) -> TreeMessage:
-    return TreeMessage(**_message_fields(row), text=row.text, frontend_message_id=row.frontend_message_id)
+    return TreeMessage(*_message_values(row), row.text, row.frontend_message_id)
 
 
 ACTIVE_STATES = (TreeState.initial_prompt_review, TreeState.growing, TreeState.ranking)
@@ -139,17 +170,17 @@ _SINCE: BindParameter[datetime] = bindparam("since", type_=UTCDateTime())
 _NOW: BindParameter[datetime] = bindparam("now", type_=UTCDateTime())
 # A language's trees in which work is handed out, as a subquery.
 _ACTIVE_TREE = and_(
-    MessageTreeState.active.is_(True),
-    MessageTreeState.lang == _LANG,
-    MessageTreeState.state.in_([s.value for s in ACTIVE_STATES]),
+    _tree.active.is_(True),
+    _tree.lang == _LANG,
+    _tree.state.in_([s.value for s in ACTIVE_STATES]),
 )
-_ACTIVE_TREE_IDS = select(MessageTreeState.message_tree_id).where(_ACTIVE_TREE)
-_IN_ACTIVE_TREES = select(Message.id).where(Message.message_tree_id.in_(_ACTIVE_TREE_IDS))
+_ACTIVE_TREE_IDS = select(_tree.message_tree_id).where(_ACTIVE_TREE)
+_IN_ACTIVE_TREES = select(_message.id).where(_message.message_tree_id.in_(_ACTIVE_TREE_IDS))
 # The states whose counts decide the prompt lottery and how many new prompts a language takes.
 COUNTED_STATES = (TreeState.growing, TreeState.initial_prompt_review, TreeState.prompt_lottery_waiting)
 _STATE_TOTALS = (
-    select(*(func.count().filter(MessageTreeState.state == state).label(state) for state in COUNTED_STATES))
-    .where(MessageTreeState.lang == _LANG)
+    select(*(func.count().filter(_tree.state == state).label(state) for state in COUNTED_STATES))
+    .where(_tree.lang == _LANG)
     .subquery("totals")
 )
 # The language's trees counted by state (a one-row aggregate), and joined to it its active trees with their
@@ -157,62 +188,58 @@ _STATE_TOTALS = (
 _LANGUAGE_TREES = (
     select(
         *_STATE_TOTALS.c,
-        MessageTreeState.message_tree_id.label("tree_key"),
-        MessageTreeState.state.label("tree_state"),
-        MessageTreeState.goal_tree_size,
-        MessageTreeState.max_depth,
-        MessageTreeState.max_children_count,
+        _tree.message_tree_id.label("tree_key"),
+        _tree.state.label("tree_state"),
+        _tree.goal_tree_size,
+        _tree.max_depth,
+        _tree.max_children_count,
         *ACTIVE_COLUMNS,
     )
     .select_from(_STATE_TOTALS)
     .outerjoin(
         join(
-            MessageTreeState,
-            Message,
-            and_(Message.message_tree_id == MessageTreeState.message_tree_id, Message.deleted.is_(False)),
+            _TREE,
+            _MESSAGE,
+            and_(_message.message_tree_id == _tree.message_tree_id, _message.deleted.is_(False)),
             isouter=True,
         ),
         # The conditions, not `IN (active tree ids)`: SQLite would build every tree-and-message row first.
         _ACTIVE_TREE,
     )
 )
-_UNFINISHED = and_(Task.done.is_(False), Task.skipped.is_(False))
-_OPEN_TASKS = select(Task.payload_type, Task.parent_message_id, Task.message_tree_id, Task.user_id).where(
-    Task.lang == _LANG,
-    Task.created_date > _SINCE,
+_UNFINISHED = and_(_task.done.is_(False), _task.skipped.is_(False))
+_OPEN_TASKS = select(_task.payload_type, _task.parent_message_id, _task.message_tree_id, _task.user_id).where(
+    _task.lang == _LANG,
+    _task.created_date > _SINCE,
     _UNFINISHED,
-    or_(Task.expiry_date.is_(None), Task.expiry_date > _NOW),
+    or_(_task.expiry_date.is_(None), _task.expiry_date > _NOW),
 )
 _NO_DATE = null().cast(UTCDateTime())
 # Rows (kind, message id, date): the user's emojis (kind: the emoji) in the language's active trees, their
 # task labels, replies and rankings there, and their pending tasks in any language (message id: the task's).
 _FOOTPRINT: CompoundSelect[str, uuid.UUID, datetime] = union_all(
-    select(MessageEmoji.emoji, MessageEmoji.message_id, MessageEmoji.created_date).where(
-        MessageEmoji.user_id == _USER, MessageEmoji.message_id.in_(_IN_ACTIVE_TREES)
+    select(_emoji.emoji, _emoji.message_id, _emoji.created_date).where(
+        _emoji.user_id == _USER, _emoji.message_id.in_(_IN_ACTIVE_TREES)
     ),
-    select(literal("labelled"), TextLabels.message_id, _NO_DATE).where(
-        TextLabels.user_id == _USER,
-        TextLabels.task_id.is_not(None),
-        TextLabels.message_id.in_(_IN_ACTIVE_TREES),
+    select(literal("labelled"), _labels.message_id, _NO_DATE).where(
+        _labels.user_id == _USER,
+        _labels.task_id.is_not(None),
+        _labels.message_id.in_(_IN_ACTIVE_TREES),
     ),
-    select(literal("replied"), Message.parent_id, _NO_DATE).where(
-        Message.user_id == _USER,
-        Message.deleted.is_(False),
-        Message.parent_id.is_not(None),
-        Message.message_tree_id.in_(_ACTIVE_TREE_IDS),
+    select(literal("replied"), _message.parent_id, _NO_DATE).where(
+        _message.user_id == _USER,
+        _message.deleted.is_(False),
+        _message.parent_id.is_not(None),
+        _message.message_tree_id.in_(_ACTIVE_TREE_IDS),
     ),
-    select(literal("ranked"), MessageReaction.message_id, _NO_DATE).where(
-        MessageReaction.user_id == _USER, MessageReaction.message_id.in_(_IN_ACTIVE_TREES)
+    select(literal("ranked"), _reaction.message_id, _NO_DATE).where(
+        _reaction.user_id == _USER, _reaction.message_id.in_(_IN_ACTIVE_TREES)
     ),
-    select(literal("pending"), Task.id, _NO_DATE).where(
-        Task.user_id == _USER, Task.created_date > _SINCE, _UNFINISHED
+    select(literal("pending"), _task.id, _NO_DATE).where(
+        _task.user_id == _USER, _task.created_date > _SINCE, _UNFINISHED
     ),
 )
-_STATE_COUNTS = (
-    select(MessageTreeState.state, func.count())
-    .where(MessageTreeState.lang == _LANG)
-    .group_by(MessageTreeState.state)
-)
+_STATE_COUNTS = select(_tree.state, func.count()).where(_tree.lang == _LANG).group_by(_tree.state)
 _LOTTERY_CANDIDATES = (
     select(MessageTreeState.message_tree_id, Message.user_id)
     .join(Message, Message.id == MessageTreeState.message_tree_id)
@@ -226,21 +253,21 @@ _LOTTERY_CANDIDATES = (
         User.deleted.is_(False),
     )
 )
-_TREE = (
+_TREE_ROW = (
     select(MessageTreeState)
     .where(MessageTreeState.message_tree_id == bindparam("tree_id"))
     .execution_options(populate_existing=True)
 )
-_TREE_FOR_UPDATE = _TREE.with_for_update()
-_TREE_MESSAGES = select(*ACTIVE_COLUMNS).where(Message.message_tree_id == bindparam("tree_id"))
+_TREE_ROW_FOR_UPDATE = _TREE_ROW.with_for_update()
+_TREE_MESSAGES = select(*ACTIVE_COLUMNS).where(_message.message_tree_id == bindparam("tree_id"))
 # A tree's messages, the one reviewed repeated once per label set of its finished review tasks.
 _TREE_AND_REVIEWS = (
-    select(*ACTIVE_COLUMNS, TextLabels.labels)
+    select(*ACTIVE_COLUMNS, _labels.labels)
     .outerjoin(
-        join(TextLabels, Task, and_(Task.id == TextLabels.task_id, Task.done.is_(True))),
-        and_(TextLabels.message_id == Message.id, Message.id == bindparam("message_id")),
+        join(_LABELS, _TASK, and_(_task.id == _labels.task_id, _task.done.is_(True))),
+        and_(_labels.message_id == _message.id, _message.id == bindparam("message_id")),
     )
-    .where(Message.message_tree_id == bindparam("tree_id"))
+    .where(_message.message_tree_id == bindparam("tree_id"))
 )
 # A message and its tree's state row, the tree locked on PostgreSQL.
 _MESSAGE_AND_TREE = (
@@ -432,6 +459,11 @@ async def delete_subtree(session: AsyncSession, root_id: uuid.UUID, tree_id: uui
     await session.execute(update(Message).where(Message.id.in_(doomed)).values(deleted=True))
 
 
+_LOCK_KEY = bindparam("key", type_=BigInteger())
+_LOCK = select(func.pg_advisory_xact_lock(_LOCK_KEY))
+_TRY_LOCK = select(func.pg_try_advisory_xact_lock(_LOCK_KEY))
+
+
 async def lock(session: AsyncSession, kind: str, key: uuid.UUID | str, *, wait: bool = True) -> bool:
     """Take an advisory lock on one slot (a message, a tree, a language's prompts) until commit.
 
@@ -442,11 +474,11 @@ async def lock(session: AsyncSession, kind: str, key: uuid.UUID | str, *, wait: 
     if not _is_postgres(session):
         return True
     digest = hashlib.blake2b(f"oasst:{kind}:{key}".encode(), digest_size=8).digest()
-    number = int.from_bytes(digest, "big", signed=True)
+    params = {"key": int.from_bytes(digest, "big", signed=True)}
     if wait:
-        await session.execute(select(func.pg_advisory_xact_lock(number)))
+        await session.execute(_LOCK, params)
         return True
-    return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(number))))
+    return bool(await session.scalar(_TRY_LOCK, params))
 
 
 @dataclass(slots=True)
@@ -467,31 +499,31 @@ class Slot:
 def _slot(payload_types: tuple[str, ...]) -> Select[Any]:
     """One statement per set of task types (the open-task counts are uncorrelated, so computed once)."""
     open_in_tree = (
-        Task.message_tree_id == bindparam("tree_id"),
-        Task.payload_type.in_(payload_types),
-        Task.created_date > _SINCE,
+        _task.message_tree_id == bindparam("tree_id"),
+        _task.payload_type.in_(payload_types),
+        _task.created_date > _SINCE,
         _UNFINISHED,
-        or_(Task.expiry_date.is_(None), Task.expiry_date > _NOW),
+        or_(_task.expiry_date.is_(None), _task.expiry_date > _NOW),
     )
-    open_here = select(func.count()).where(*open_in_tree, Task.parent_message_id == bindparam("parent_id"))
+    open_here = select(func.count()).where(*open_in_tree, _task.parent_message_id == bindparam("parent_id"))
     return (
         select(
-            MessageTreeState.state.label("tree_state"),
-            MessageTreeState.active.label("tree_active"),
-            MessageTreeState.goal_tree_size,
-            MessageTreeState.max_children_count,
+            _tree.state.label("tree_state"),
+            _tree.active.label("tree_active"),
+            _tree.goal_tree_size,
+            _tree.max_children_count,
             open_here.scalar_subquery().label("open_here"),
             select(func.count()).where(*open_in_tree).scalar_subquery().label("open_tree"),
             *ACTIVE_COLUMNS,
-            Message.text,
-            Message.frontend_message_id,
+            _message.text,
+            _message.frontend_message_id,
         )
         .join_from(
-            MessageTreeState,
-            Message,
-            and_(Message.message_tree_id == MessageTreeState.message_tree_id, Message.deleted.is_(False)),
+            _TREE,
+            _MESSAGE,
+            and_(_message.message_tree_id == _tree.message_tree_id, _message.deleted.is_(False)),
         )
-        .where(MessageTreeState.message_tree_id == bindparam("tree_id"))
+        .where(_tree.message_tree_id == bindparam("tree_id"))
     )
 
 

@@ -7,8 +7,9 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import Enum
 from statistics import mean
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -285,26 +286,46 @@ async def run_lottery(
     activated = 0
     wanted = missing_growing > 0 and max_activate > 0 and counts.get(TreeState.prompt_lottery_waiting, 0) > 0
     # One lottery per language at a time, counting again under the lock: never too many growing trees. A
-    # request that finds the lottery running leaves it to that one instead of queueing behind it.
-    if wanted and await repository.lock(session, "lottery", lang, wait=False):
-        counts = await repository.count_states(session, lang)
-        missing_growing = max(0, config.max_active_trees - counts.get(TreeState.growing, 0))
-        candidates = await repository.lottery_candidates(session, lang)
-        weights = await repository.monthly_first_ranks(session, list({a for _, a in candidates}))
-        while candidates and activated < min(missing_growing, max_activate):
-            authors = sorted({author for _, author in candidates}, key=str)
-            author = rng.choices(authors, weights=[weights.get(a, 0) + 1 for a in authors])[0]
-            tree_id = rng.choice([t for t, a in candidates if a == author])
-            candidates = [(t, a) for t, a in candidates if t != tree_id]
-            tree = await repository.lock_tree(session, tree_id)
-            if tree is None or tree.state != TreeState.prompt_lottery_waiting:
-                continue
-            tree.won_prompt_lottery_date = tree.won_prompt_lottery_date or utcnow()
-            await enter_state(session, tree, TreeState.growing, config, rng)
-            activated += 1
+    # request that finds the lottery running leaves it to that one instead of queueing behind it; one that
+    # knows it runs in this process does not even ask the database (under load most requests want it).
+    here = (session.get_bind(), lang)
+    if wanted and here not in _LOTTERIES_HERE and await repository.lock(session, "lottery", lang, wait=False):
+        _LOTTERIES_HERE.add(here)
+        try:
+            counts, activated = await _draw(session, lang, config, max_activate, rng)
+        finally:
+            _LOTTERIES_HERE.discard(here)
     counts[TreeState.growing] = counts.get(TreeState.growing, 0) + activated
     counts[TreeState.prompt_lottery_waiting] = counts.get(TreeState.prompt_lottery_waiting, 0) - activated
     return activated > 0, prompt_room(lang, counts, config)
+
+
+# The (database, language) pairs whose lottery a request of this process is running.
+_LOTTERIES_HERE: set[tuple[object, str]] = set()
+
+
+async def _draw(
+    session: AsyncSession, lang: str, config: TreeManagerConfig, max_activate: int, rng: random.Random
+) -> tuple[dict[str, int], int]:
+    """The lottery itself, under its lock: wake up to `max_activate` trees. Returns the language's tree counts
+    read under the lock (before the draw) and how many trees woke."""
+    counts = await repository.count_states(session, lang)
+    missing_growing = max(0, config.max_active_trees - counts.get(TreeState.growing, 0))
+    candidates = await repository.lottery_candidates(session, lang)
+    weights = await repository.monthly_first_ranks(session, list({a for _, a in candidates}))
+    activated = 0
+    while candidates and activated < min(missing_growing, max_activate):
+        authors = sorted({author for _, author in candidates}, key=str)
+        author = rng.choices(authors, weights=[weights.get(a, 0) + 1 for a in authors])[0]
+        tree_id = rng.choice([t for t, a in candidates if a == author])
+        candidates = [(t, a) for t, a in candidates if t != tree_id]
+        tree = await repository.lock_tree(session, tree_id)
+        if tree is None or tree.state != TreeState.prompt_lottery_waiting:
+            continue
+        tree.won_prompt_lottery_date = tree.won_prompt_lottery_date or utcnow()
+        await enter_state(session, tree, TreeState.growing, config, rng)
+        activated += 1
+    return counts, activated
 
 
 def prompt_room(lang: str, counts: dict[str, int], config: TreeManagerConfig) -> int:
@@ -522,6 +543,12 @@ def _kind(payload_type: str) -> str:
 # --- claiming a slot ---------------------------------------------------------------------------------------
 
 
+class Busy(Enum):
+    """A slot another transaction is checking right now (`claim` without waiting)."""
+
+    BUSY = "busy"
+
+
 async def claim(
     session: AsyncSession,
     family: str,
@@ -530,20 +557,21 @@ async def claim(
     settings: Settings,
     *,
     wait: bool,
-) -> list[TreeMessage] | None:
+) -> list[TreeMessage] | Literal[Busy.BUSY] | None:
     """Lock the slot a task would take and check, on fresh data, that it is still free.
 
-    Returns the live messages of the slot's tree as just read (none for a new prompt), or None if the slot
-    is taken. Hand-out reads its snapshot without locks; only this check is serialised, per message or tree,
-    so the limits hold exactly while different slots are handed out in parallel. Open tasks are read before
-    the counts they will add to (see `snapshot`), so a concurrent answer can only make the check stricter.
+    Returns the live messages of the slot's tree as just read (none for a new prompt), None if the slot
+    is taken, or BUSY (without `wait`) if another transaction holds its lock. Hand-out reads its snapshot
+    without locks; only this check is serialised, per message or tree, so the limits hold exactly while
+    different slots are handed out in parallel. Open tasks are read before the counts they will add to (see
+    `snapshot`), so a concurrent answer can only make the check stricter.
     """
     config = settings.tree_manager
     now = utcnow()
     since = now - timedelta(seconds=config.recent_tasks_span_sec)
     if candidate is None:  # a new initial prompt
         if not await repository.lock(session, "prompts", lang, wait=wait):
-            return None
+            return Busy.BUSY
         open_prompts = await repository.open_prompts(session, lang, since, now)
         counts = await repository.count_states(session, lang)
         return [] if open_prompts < prompt_room(lang, counts, config) else None
@@ -551,7 +579,7 @@ async def claim(
     # A reply takes a place in the tree as well as under its parent.
     lock_key = ("tree", candidate.tree_id) if family == "reply" else ("message", candidate.id)
     if not await repository.lock(session, *lock_key, wait=wait):
-        return None
+        return Busy.BUSY
     slot = await repository.read_slot(session, candidate.id, candidate.tree_id, kinds, since, now)
     if slot is not None and slot.active and _slot_free(family, candidate.id, slot, config):
         return slot.messages
