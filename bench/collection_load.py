@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import URL, create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
-from common import drop_database, free_port, fresh_database, pct, wait_healthy
+from common import drop_database, free_port, fresh_database, over_socket, pct, wait_healthy
 from oasst.db.session import sync_url
 
 KEY = "bench-key-0123456789abcdef"
@@ -115,20 +115,6 @@ async def contributor(base_url: str, index: int, deadline: float, stats: Stats) 
             )
             if done.status_code == 200:
                 stats.completed += 1
-
-
-def over_socket(database_url: str, socket_dir: str | None) -> str:
-    """The PostgreSQL URL through the Unix socket in `socket_dir` (None, or SQLite: unchanged)."""
-    url = make_url(database_url)
-    if socket_dir is None or url.get_backend_name() != "postgresql":
-        return database_url
-    return URL.create(
-        url.drivername,
-        username=url.username,
-        password=url.password,
-        database=url.database,
-        query={"host": socket_dir},
-    ).render_as_string(hide_password=False)
 
 
 def limits_report(database_url: str) -> tuple[dict[str, int], list[str]]:

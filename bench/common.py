@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from sqlalchemy import URL, make_url
 
 from oasst.db.migrations import upgrade
 
@@ -28,6 +29,20 @@ def fresh_database(engine: str, workdir: Path, tag: str) -> str:
         url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
     upgrade(url)
     return url
+
+
+def over_socket(database_url: str, socket_dir: str | None) -> str:
+    """The PostgreSQL URL through the Unix socket in `socket_dir` (None, or SQLite: unchanged)."""
+    url = make_url(database_url)
+    if socket_dir is None or url.get_backend_name() != "postgresql":
+        return database_url
+    return URL.create(
+        url.drivername,
+        username=url.username,
+        password=url.password,
+        database=url.database,
+        query={"host": socket_dir},
+    ).render_as_string(hide_password=False)
 
 
 def drop_database(url: str) -> None:
