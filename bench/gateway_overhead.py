@@ -10,9 +10,9 @@ same question, each answered by the same worker through the same queue:
 - ask:     the Parrot API's POST /api/chats/{id}/messages (history read, budget reserved and settled,
            the question and reply stored), each request on a fresh chat made beforehand.
 
-Each mode runs N requests from C concurrent clients after a warm-up, in small blocks (at least 20 requests,
-one per client at least) that take turns, the order rotating from round to round, so that the machine's drift
-and its noisy moments fall on every mode alike.
+Each mode runs N requests from C concurrent clients (kept connected throughout) after a warm-up, in turns
+of ten requests per client that rotate between the modes, the order changing from round to round, so that the
+machine's drift and its noisy moments fall on every mode alike.
 
     .venv/bin/python bench/gateway_overhead.py --engines sqlite,postgresql --concurrency 1,32 --requests 400
 
@@ -42,7 +42,7 @@ MODEL = "fake-model"
 QUESTION = "hello there, how are you today?"
 MAX_TOKENS = 16
 MODES = ("direct", "v1-key", "ask")
-BLOCK = 20  # requests per mode in a turn
+TURN = 10  # requests of each client per mode in a turn
 
 Call = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
 
@@ -51,20 +51,19 @@ def added_ms(latencies: list[float], direct: list[float], q: float) -> str:
     return f"{pct(latencies, q) - pct(direct, q):+.1f}"
 
 
-async def run_mode(base_url: str, call: Call, concurrency: int, requests: int) -> list[float]:
-    """`requests` calls spread over `concurrency` clients; the latency of each, in seconds."""
+async def run_mode(clients: list[httpx.AsyncClient], call: Call, per_client: int) -> list[float]:
+    """`per_client` calls from each client at once, each client's in turn; the latency of each, in seconds."""
     latencies: list[float] = []
 
-    async def client(count: int) -> None:
-        async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
-            for _ in range(count):
-                start = time.perf_counter()
-                response = await call(http)
-                latencies.append(time.perf_counter() - start)
-                if response.status_code not in (200, 201):
-                    raise RuntimeError(f"{response.status_code}: {response.text}")
+    async def run(http: httpx.AsyncClient) -> None:
+        for _ in range(per_client):
+            start = time.perf_counter()
+            response = await call(http)
+            latencies.append(time.perf_counter() - start)
+            if response.status_code not in (200, 201):
+                raise RuntimeError(f"{response.status_code}: {response.text}")
 
-    await asyncio.gather(*(client(requests // concurrency) for _ in range(concurrency)))
+    await asyncio.gather(*(run(http) for http in clients))
     return latencies
 
 
@@ -79,6 +78,7 @@ async def measure(
 ) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Latencies per mode, and the server's CPU milliseconds per request per mode."""
     admin = {"Authorization": f"Bearer {ADMIN}"}
+    rounds = max(1, requests // (TURN * concurrency))
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
         made = await http.post(
             "/api/accounts",
@@ -88,7 +88,7 @@ async def measure(
         account_key = made.json()["api_key"]
         account = {"Authorization": f"Bearer {account_key}"}
         chats: list[int] = []
-        for _ in range(2 * requests + 2 * concurrency):
+        for _ in range((rounds * TURN + 1) * concurrency):  # a fresh chat for every ask
             chats.append(
                 (await http.post("/api/chats", json={"name": "bench"}, headers=account)).json()["id"]
             )
@@ -103,16 +103,20 @@ async def measure(
         return await http.post(f"/api/chats/{chats.pop()}/messages", json=question, headers=account)
 
     calls: dict[str, Call] = {"direct": v1(KEY), "v1-key": v1(account_key), "ask": ask}
-    for mode in MODES:  # warm-up: connections, statement caches
-        await run_mode(base_url, calls[mode], concurrency, concurrency)
     samples: dict[str, list[float]] = {mode: [] for mode in MODES}
     cpu: dict[str, float] = dict.fromkeys(MODES, 0.0)
-    block = max(BLOCK, concurrency)
-    for round_ in range(max(1, requests // block)):
-        for mode in MODES[round_ % 3 :] + MODES[: round_ % 3]:
-            before = cpu_seconds(server_pid)
-            samples[mode] += await run_mode(base_url, calls[mode], concurrency, block)
-            cpu[mode] += cpu_seconds(server_pid) - before
+    clients = [httpx.AsyncClient(base_url=base_url, timeout=60) for _ in range(concurrency)]
+    try:
+        for mode in MODES:  # warm-up: connections, statement caches
+            await run_mode(clients, calls[mode], 1)
+        for round_ in range(rounds):
+            for mode in MODES[round_ % 3 :] + MODES[: round_ % 3]:
+                before = cpu_seconds(server_pid)
+                samples[mode] += await run_mode(clients, calls[mode], TURN)
+                cpu[mode] += cpu_seconds(server_pid) - before
+    finally:
+        for http in clients:
+            await http.aclose()
     return samples, {mode: 1000 * cpu[mode] / len(samples[mode]) for mode in MODES}
 
 
